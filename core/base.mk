@@ -1,0 +1,1 @@
+core_base_sources = core/core-private.h core/error.c

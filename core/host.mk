@@ -1,0 +1,1 @@
+core_host_sources =
