@@ -24,6 +24,10 @@ SLUICE_API GMainContext *sluice_host_get_worker_context (SluiceHost *host, guint
  * `[hub] tls-cert` / `tls-key`, or the generated development pair. */
 SLUICE_API const char *sluice_host_get_tls_cert_file (SluiceHost *host);
 SLUICE_API const char *sluice_host_get_tls_key_file (SluiceHost *host);
+/* Transports that own their listeners report each bound address, so that
+ * sluiced can print it (`listening transport.NAME tls 127.0.0.1:8443`). */
+SLUICE_API void sluice_host_report_listening (SluiceHost *host, const char *transport_name,
+                                              gboolean tls, const char *address);
 /* TRUE once a graceful shutdown began. */
 SLUICE_API gboolean sluice_host_is_stopping (SluiceHost *host);
 

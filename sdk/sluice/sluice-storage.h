@@ -2,8 +2,8 @@
  *
  * One storage instance per hub. Every slot may block (disk I/O, fsync), so the
  * core calls storage only from its own writer and reader threads, never from
- * an I/O worker. Concurrency: the core serialises log_append / sync /
- * log_trim per partition on its writer thread; log_read, log_bounds and the
+ * an I/O worker. Concurrency: the core calls log_append, sync and log_trim
+ * from its one writer thread, never at the same time; log_read, log_bounds and the
  * kv_* and blob_* slots may be called from several threads at once, also
  * while an append to the same partition runs, and must be thread-safe.
  *
