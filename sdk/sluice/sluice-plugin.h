@@ -70,6 +70,12 @@ typedef const SluicePluginDescriptor *(*SluicePluginQueryFunc) (void);
     return &sluice_plugin_descriptor_;                                         \
   }
 
+/* SLUICE_PLUGIN_DEFINE pastes its lower-case `kind_` (which also names the
+ * exported symbol) onto SLUICE_PLUGIN_KIND_; these make that resolve. */
+#define SLUICE_PLUGIN_KIND_storage SLUICE_PLUGIN_KIND_STORAGE
+#define SLUICE_PLUGIN_KIND_auth SLUICE_PLUGIN_KIND_AUTH
+#define SLUICE_PLUGIN_KIND_transport SLUICE_PLUGIN_KIND_TRANSPORT
+
 #define SLUICE_KIND_STORAGE storage
 #define SLUICE_KIND_AUTH auth
 #define SLUICE_KIND_TRANSPORT transport
