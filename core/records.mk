@@ -1,1 +1,5 @@
-core_records_sources =
+# Record batches (Kafka record batch v2), CRC-32C and the murmur2 partitioner.
+core_records_sources = \
+	core/records-private.h core/varint.h \
+	core/crc32c.c core/murmur2.c \
+	core/record-batch.c core/record-builder.c core/record-reader.c

@@ -1,0 +1,179 @@
+/* Sluice core — CRC-32C (Castagnoli), as record batch v2 uses it.
+ *
+ * Every appended batch has its CRC recomputed when the writer stamps it, so
+ * this sits on the hot path: x86 CPUs with SSE4.2 get the crc32 instruction,
+ * chosen at run time so that the library itself still runs on any x86-64
+ * (only the one function is compiled for SSE4.2, not the whole library).
+ * Everything else uses slicing-by-8 tables.
+ * SPDX-License-Identifier: Apache-2.0 */
+#include "records-private.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SLUICE_CRC32C_X86 1
+#include <nmmintrin.h>
+#endif
+
+/* The reflected Castagnoli polynomial 0x1EDC6F41. */
+#define CRC32C_POLY 0x82F63B78u
+
+typedef guint32 (*Crc32cFunc) (guint32 crc, const guint8 *p, gsize len);
+
+static guint32 crc32c_tables[8][256];
+
+static void
+crc32c_tables_init (void)
+{
+  static gsize done = 0;
+
+  if (!g_once_init_enter (&done))
+    return;
+
+  for (guint i = 0; i < 256; i++)
+    {
+      guint32 c = i;
+
+      for (guint k = 0; k < 8; k++)
+        c = (c & 1) ? (c >> 1) ^ CRC32C_POLY : c >> 1;
+      crc32c_tables[0][i] = c;
+    }
+  /* Table t[k][i] is the CRC of byte i followed by k zero bytes, which lets
+   * the loop fold eight bytes per step. */
+  for (guint i = 0; i < 256; i++)
+    for (guint k = 1; k < 8; k++)
+      {
+        guint32 prev = crc32c_tables[k - 1][i];
+
+        crc32c_tables[k][i] = (prev >> 8) ^ crc32c_tables[0][prev & 0xff];
+      }
+
+  g_once_init_leave (&done, 1);
+}
+
+/* Operates on the inverted register: callers handle the pre / post xor. */
+static guint32
+crc32c_sw (guint32 c, const guint8 *p, gsize len)
+{
+  const guint32 (*t)[256] = (const guint32 (*)[256]) crc32c_tables;
+
+  while (len > 0 && ((guintptr) p & 7) != 0)
+    {
+      c = (c >> 8) ^ t[0][(c ^ *p++) & 0xff];
+      len--;
+    }
+  while (len >= 8)
+    {
+      guint32 lo, hi;
+
+      /* Little-endian loads: the reflected CRC consumes the low byte first. */
+      memcpy (&lo, p, 4);
+      memcpy (&hi, p + 4, 4);
+      lo = GUINT32_FROM_LE (lo) ^ c;
+      hi = GUINT32_FROM_LE (hi);
+      c = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff]
+          ^ t[4][lo >> 24] ^ t[3][hi & 0xff] ^ t[2][(hi >> 8) & 0xff]
+          ^ t[1][(hi >> 16) & 0xff] ^ t[0][hi >> 24];
+      p += 8;
+      len -= 8;
+    }
+  while (len > 0)
+    {
+      c = (c >> 8) ^ t[0][(c ^ *p++) & 0xff];
+      len--;
+    }
+  return c;
+}
+
+#ifdef SLUICE_CRC32C_X86
+__attribute__ ((target ("sse4.2"))) static guint32
+crc32c_hw (guint32 c, const guint8 *p, gsize len)
+{
+  while (len > 0 && ((guintptr) p & 7) != 0)
+    {
+      c = _mm_crc32_u8 (c, *p++);
+      len--;
+    }
+#ifdef __x86_64__
+  {
+    guint64 c64 = c;
+
+    while (len >= 8)
+      {
+        guint64 v;
+
+        memcpy (&v, p, 8);
+        c64 = _mm_crc32_u64 (c64, v);
+        p += 8;
+        len -= 8;
+      }
+    c = (guint32) c64;
+  }
+#endif
+  while (len >= 4)
+    {
+      guint32 v;
+
+      memcpy (&v, p, 4);
+      c = _mm_crc32_u32 (c, v);
+      p += 4;
+      len -= 4;
+    }
+  while (len > 0)
+    {
+      c = _mm_crc32_u8 (c, *p++);
+      len--;
+    }
+  return c;
+}
+#endif
+
+static Crc32cFunc
+crc32c_impl (void)
+{
+  /* A gsize because GLib 2.74 has no g_once_init_enter_pointer(). */
+  static gsize impl = 0;
+
+  if (g_once_init_enter (&impl))
+    {
+      Crc32cFunc chosen = crc32c_sw;
+
+      crc32c_tables_init ();
+#ifdef SLUICE_CRC32C_X86
+      __builtin_cpu_init ();
+      if (__builtin_cpu_supports ("sse4.2"))
+        chosen = crc32c_hw;
+#endif
+      g_once_init_leave (&impl, (gsize) chosen);
+    }
+  return (Crc32cFunc) impl;
+}
+
+guint32
+sluice_crc32c (guint32 crc, const void *data, gsize len)
+{
+  if (len == 0)
+    return crc;
+  g_return_val_if_fail (data != NULL, crc);
+  return ~crc32c_impl () (~crc, data, len);
+}
+
+guint32
+sluice_crc32c_table (guint32 crc, const void *data, gsize len)
+{
+  if (len == 0)
+    return crc;
+  g_return_val_if_fail (data != NULL, crc);
+  crc32c_tables_init ();
+  return ~crc32c_sw (~crc, data, len);
+}
+
+gboolean
+sluice_crc32c_have_hw (void)
+{
+#ifdef SLUICE_CRC32C_X86
+  return crc32c_impl () == crc32c_hw;
+#else
+  return FALSE;
+#endif
+}

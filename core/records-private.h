@@ -1,0 +1,17 @@
+/* Sluice core — record batch internals shared with the unit tests.
+ * SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include "core-private.h"
+
+G_BEGIN_DECLS
+
+/* The portable slicing-by-8 CRC-32C, whatever the CPU supports; the tests
+ * compare it with the dispatching sluice_crc32c(). Same chaining convention
+ * as sluice_crc32c(): pass 0 first, then the previous result. */
+SLUICE_INTERNAL guint32 sluice_crc32c_table (guint32 crc, const void *data, gsize len);
+
+/* Whether sluice_crc32c() runs on the SSE4.2 crc32 instruction. */
+SLUICE_INTERNAL gboolean sluice_crc32c_have_hw (void);
+
+G_END_DECLS
