@@ -134,11 +134,36 @@ SLUICE_API SluiceSasToken *sluice_sas_token_parse (const char *token, GError **e
 SLUICE_API void sluice_sas_token_free (SluiceSasToken *token);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SluiceSasToken, sluice_sas_token_free)
 /* Make a token. `key_is_base64`: IoT Hub style (key base64-decoded before
- * HMAC) vs Event Hubs style (UTF-8 key bytes). `resource` unencoded. */
+ * HMAC) vs Event Hubs style (UTF-8 key bytes). `resource` unencoded.
+ * Returns NULL when `key_is_base64` and `key` is not valid base64. */
 SLUICE_API char *sluice_sas_token_make (const char *resource, const char *key,
                                         gboolean key_is_base64, const char *skn,
                                         gint64 expiry);
 /* Parse `K=V;K2=V2` into a table (keys as written). (transfer full) */
 SLUICE_API GHashTable *sluice_connection_string_parse (const char *text, GError **error);
+
+/* Errors of the SAS helpers, so callers can tell a malformed token from a
+ * wrong key from an expired one. */
+#define SLUICE_SAS_ERROR (sluice_sas_error_quark ())
+SLUICE_API GQuark sluice_sas_error_quark (void);
+typedef enum {
+  SLUICE_SAS_ERROR_MALFORMED,  /* prefix, fields, `se`, connection-string syntax */
+  SLUICE_SAS_ERROR_BAD_KEY,    /* the verifying key is not valid base64 */
+  SLUICE_SAS_ERROR_SIGNATURE,  /* signature mismatch: wrong key or tampered token */
+  SLUICE_SAS_ERROR_EXPIRED,    /* `se` <= now */
+} SluiceSasError;
+
+/* Check the signature (HMAC-SHA256 over `sr` exactly as received + "\n" +
+ * `se`, constant-time compare), then the expiry (`se` <= `now` is expired).
+ * `key_is_base64` as for sluice_sas_token_make(). Never puts the key or the
+ * signature into `error`. */
+SLUICE_API gboolean sluice_sas_token_verify (const SluiceSasToken *token, const char *key,
+                                             gboolean key_is_base64, gint64 now,
+                                             GError **error);
+/* TRUE when the decoded `sr` grants `resource` (WIRE.md): `sr` must be a
+ * segment prefix of `resource` (`/a/b` covers `/a/b/c`, not `/a/bc`). A URI
+ * scheme (`sb://`, `amqps://`, `https://`) and trailing `/` are ignored on
+ * both; the host part compares case-insensitively. */
+SLUICE_API gboolean sluice_sas_scope_covers (const char *sr_decoded, const char *resource);
 
 G_END_DECLS
