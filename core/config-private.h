@@ -85,4 +85,31 @@ SLUICE_INTERNAL const char *const *sluice_config_transport_core_keys (void);
 SLUICE_INTERNAL void sluice_config_free (SluiceConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SluiceConfig, sluice_config_free)
 
+/* Shared by options.c and config.c (not exported). */
+/* Set `FILE: [section] key: what (value 'x')`; section, key and value may be
+ * NULL and are then left out. Values of credential keys are hidden. */
+G_GNUC_INTERNAL void sluice_config_set_error (GError **error, gint code, const char *path,
+                                              const char *section, const char *key,
+                                              const char *value, const char *format, ...)
+  G_GNUC_PRINTF (7, 8);
+/* sluice_config_parse_section(), optionally accepting keys nobody declared
+ * (the core's pass over sections whose other keys belong to a plugin). */
+G_GNUC_INTERNAL gboolean sluice_config_parse_section_full (SluiceConfig *config,
+                                                           const char *section,
+                                                           const SluiceOption *table,
+                                                           const char *const *extra_keys,
+                                                           gboolean allow_unknown,
+                                                           gpointer options, GError **error);
+/* Bytes of the field an option of `type` fills; 0 for an unknown type. */
+G_GNUC_INTERNAL gsize sluice_option_type_size (SluiceOptionType type);
+/* The unit parser behind sluice_parse_size() / sluice_parse_duration_ms()
+ * (durations in ms, at most G_MAXINT64); `what` gets the bare reason. */
+G_GNUC_INTERNAL gboolean sluice_parse_units (const char *text, gboolean is_size, guint64 *out,
+                                             char **what);
+/* `1MiB`, `7d`: the shortest exact spelling, for messages. (transfer full) */
+G_GNUC_INTERNAL char *sluice_format_size (guint64 bytes);
+G_GNUC_INTERNAL char *sluice_format_duration (gint64 ms);
+/* WIRE.md's stream name rule; `why` says what is wrong. */
+SLUICE_INTERNAL gboolean sluice_config_stream_name_check (const char *name, const char **why);
+
 G_END_DECLS

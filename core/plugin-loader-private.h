@@ -29,6 +29,13 @@ SLUICE_INTERNAL const SluicePlugin *sluice_plugin_loader_load (SluicePluginLoade
                                                                SluicePluginKind kind,
                                                                const char *name,
                                                                GError **error);
+/* Load one module file (`dir/<kind>-<name>.la` or `.so`), kind and name taken
+ * from the file name, with the same checks; a second file giving an already
+ * loaded `<kind>-<name>` is SLUICE_PLUGIN_ERROR_DUPLICATE. The same file twice
+ * returns the same plugin. (transfer none) */
+SLUICE_INTERNAL const SluicePlugin *sluice_plugin_loader_load_file (SluicePluginLoader *loader,
+                                                                    const char *file,
+                                                                    GError **error);
 /* The checks alone, on a descriptor (unit tests drive them directly). */
 SLUICE_INTERNAL gboolean sluice_plugin_check_descriptor (const SluicePluginDescriptor *desc,
                                                          SluicePluginKind expected_kind,
