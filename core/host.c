@@ -1,0 +1,879 @@
+/* Sluice core — the host: plugin set-up, start-up order, shutdown, and the
+ * host services plugins call (auth chain, authorization, appends).
+ *
+ * Start-up order: load config and plugins, recover storage, load registry
+ * and streams, start the writer and workers, create transports, then open
+ * listeners — a port that answers means the hub is ready.
+ * SPDX-License-Identifier: Apache-2.0 */
+#include "host-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+static const char *const storage_extra_keys[] = { "plugin", NULL };
+static const char *const auth_extra_keys[] = { "plugin", NULL };
+
+gint64
+host_now_ms (void)
+{
+  return g_get_real_time () / 1000;
+}
+
+/* --- accessors --- */
+
+const char *
+sluice_host_get_hostname (SluiceHost *host)
+{
+  return host->config->hostname;
+}
+
+const char *
+sluice_host_get_data_dir (SluiceHost *host)
+{
+  return host->data_dir;
+}
+
+guint
+sluice_host_get_worker_count (SluiceHost *host)
+{
+  return host->io ? sluice_io_get_worker_count (host->io) : 0;
+}
+
+GMainContext *
+sluice_host_get_worker_context (SluiceHost *host, guint i)
+{
+  return host->io ? sluice_io_get_context (host->io, i) : NULL;
+}
+
+const char *
+sluice_host_get_tls_cert_file (SluiceHost *host)
+{
+  return host->tls_cert_file;
+}
+
+const char *
+sluice_host_get_tls_key_file (SluiceHost *host)
+{
+  return host->tls_key_file;
+}
+
+gboolean
+sluice_host_is_stopping (SluiceHost *host)
+{
+  return g_atomic_int_get (&host->stopping);
+}
+
+void
+sluice_host_report_listening (SluiceHost *host, const char *transport_name, gboolean tls,
+                              const char *address)
+{
+  char *line = g_strdup_printf ("transport.%s %s %s", transport_name, tls ? "tls" : "plain",
+                                address);
+  g_ptr_array_add (host->listening, line);
+  g_print ("listening %s\n", line);
+}
+
+/* --- plugin set-up --- */
+
+static gpointer
+parse_plugin_options (SluiceHost *host, const SluicePlugin *plugin, const char *section,
+                      const char *const *extra, GError **error)
+{
+  const SluicePluginDescriptor *d = plugin->desc;
+  gpointer options = g_malloc0 (MAX (d->options_size, 1));
+  static const SluiceOption empty[] = { SLUICE_OPTION_END };
+
+  if (!sluice_config_parse_section (host->config, section, d->options ? d->options : empty,
+                                    extra, options, error))
+    {
+      if (d->options)
+        sluice_options_clear (d->options, options);
+      g_free (options);
+      return NULL;
+    }
+  return options;
+}
+
+static void
+free_plugin_options (const SluicePlugin *plugin, gpointer options)
+{
+  if (!options)
+    return;
+  if (plugin && plugin->desc->options)
+    sluice_options_clear (plugin->desc->options, options);
+  g_free (options);
+}
+
+static void
+host_auth_free (HostAuth *a)
+{
+  if (a->self)
+    a->vtable->destroy (a->self);
+  free_plugin_options (a->plugin, a->options);
+  g_free (a->name);
+  g_free (a);
+}
+
+static void
+host_transport_free (HostTransport *t)
+{
+  if (t->self)
+    t->vtable->destroy (t->self);
+  free_plugin_options (t->plugin, t->options);
+  g_free (t);
+}
+
+SluiceHost *
+sluice_host_new (SluiceConfig *config, GError **error)
+{
+  g_autoptr (GPtrArray) owned = g_ptr_array_new ();
+  SluiceHost *host = g_new0 (SluiceHost, 1);
+  const SluicePlugin *plugin;
+
+  host->config = config;
+  host->lock_fd = -1;
+  host->data_dir = g_strdup (config->data_dir);
+  host->auths = g_ptr_array_new_with_free_func ((GDestroyNotify) host_auth_free);
+  host->transports = g_ptr_array_new_with_free_func ((GDestroyNotify) host_transport_free);
+  host->listening = g_ptr_array_new_with_free_func (g_free);
+  host->streams = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                         (GDestroyNotify) sluice_stream_unref);
+  host->devices = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                         (GDestroyNotify) sluice_device_free);
+  host->watches = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  g_rw_lock_init (&host->streams_lock);
+  g_rw_lock_init (&host->registry_lock);
+  g_mutex_init (&host->registry_write_lock);
+  g_mutex_init (&host->watch_lock);
+  host_metrics_init (host);
+
+  host->loader = sluice_plugin_loader_new ((const char *const *) config->plugin_path);
+
+  /* storage */
+  plugin = sluice_plugin_loader_load (host->loader, SLUICE_PLUGIN_KIND_STORAGE,
+                                      config->storage_plugin, error);
+  if (!plugin)
+    goto fail;
+  host->storage_plugin = plugin;
+  host->storage = plugin->desc->vtable;
+  host->storage_options = parse_plugin_options (host, plugin, "storage", storage_extra_keys,
+                                                error);
+  if (!host->storage_options)
+    goto fail;
+  if (plugin->desc->owned_sections)
+    for (const char *const *o = plugin->desc->owned_sections; *o; o++)
+      g_ptr_array_add (owned, (gpointer) *o);
+
+  /* auth chain */
+  for (guint i = 0; config->auth_chain && config->auth_chain[i]; i++)
+    {
+      const char *name = config->auth_chain[i];
+      const SluiceConfigAuth *ca = NULL;
+      g_autofree char *section = g_strconcat ("auth.", name, NULL);
+      HostAuth *a;
+
+      for (guint j = 0; j < config->auths->len; j++)
+        if (g_str_equal (((SluiceConfigAuth *) config->auths->pdata[j])->name, name))
+          ca = config->auths->pdata[j];
+      if (!ca)
+        {
+          g_set_error (error, SLUICE_CONFIG_ERROR, SLUICE_CONFIG_ERROR_MISSING,
+                       "%s: [auth] chain: no section [auth.%s] (value '%s')", config->path,
+                       name, name);
+          goto fail;
+        }
+      plugin = sluice_plugin_loader_load (host->loader, SLUICE_PLUGIN_KIND_AUTH, ca->plugin,
+                                          error);
+      if (!plugin)
+        goto fail;
+      a = g_new0 (HostAuth, 1);
+      a->name = g_strdup (name);
+      a->plugin = plugin;
+      a->vtable = plugin->desc->vtable;
+      g_ptr_array_add (host->auths, a);
+      a->options = parse_plugin_options (host, plugin, section, auth_extra_keys, error);
+      if (!a->options)
+        goto fail;
+      if (plugin->desc->owned_sections)
+        for (const char *const *o = plugin->desc->owned_sections; *o; o++)
+          g_ptr_array_add (owned, (gpointer) *o);
+    }
+
+  /* transports */
+  for (guint i = 0; i < config->transports->len; i++)
+    {
+      SluiceConfigTransport *ct = config->transports->pdata[i];
+      g_autofree char *section = g_strconcat ("transport.", ct->name, NULL);
+      HostTransport *t;
+
+      plugin = sluice_plugin_loader_load (host->loader, SLUICE_PLUGIN_KIND_TRANSPORT,
+                                          ct->plugin, error);
+      if (!plugin)
+        goto fail;
+      t = g_new0 (HostTransport, 1);
+      t->config = ct;
+      t->plugin = plugin;
+      t->vtable = plugin->desc->vtable;
+      g_ptr_array_add (host->transports, t);
+      t->options = parse_plugin_options (host, plugin, section,
+                                         sluice_config_transport_core_keys (), error);
+      if (!t->options)
+        goto fail;
+      if (plugin->desc->owned_sections)
+        for (const char *const *o = plugin->desc->owned_sections; *o; o++)
+          g_ptr_array_add (owned, (gpointer) *o);
+      if ((t->vtable->flags & SLUICE_TRANSPORT_OWNS_LISTENERS) == 0
+          && !ct->listen && !ct->tls_listen)
+        {
+          g_set_error (error, SLUICE_CONFIG_ERROR, SLUICE_CONFIG_ERROR_MISSING,
+                       "%s: [%s] listen: a transport needs `listen` or `tls-listen`",
+                       config->path, section);
+          goto fail;
+        }
+    }
+
+  g_ptr_array_add (owned, NULL);
+  if (!sluice_config_check_sections (config, (const char *const *) owned->pdata, error))
+    goto fail;
+  return host;
+
+fail:
+  sluice_host_free (host);
+  return NULL;
+}
+
+static gboolean
+lock_data_dir (SluiceHost *host, GError **error)
+{
+  g_autofree char *path = g_build_filename (host->data_dir, "LOCK", NULL);
+
+  host->lock_fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (host->lock_fd < 0 || flock (host->lock_fd, LOCK_EX | LOCK_NB) < 0)
+    {
+      int e = errno;
+      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_FAILED,
+                   "data directory %s is in use by another sluiced (%s)", host->data_dir,
+                   g_strerror (e));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+prepare_tls (SluiceHost *host, GError **error)
+{
+  gboolean need = FALSE;
+  g_autofree char *dir = NULL;
+
+  if (host->config->tls_cert || host->config->tls_key)
+    {
+      if (!host->config->tls_cert || !host->config->tls_key)
+        {
+          g_set_error (error, SLUICE_CONFIG_ERROR, SLUICE_CONFIG_ERROR_MISSING,
+                       "%s: [hub] tls-cert: tls-cert and tls-key go together",
+                       host->config->path);
+          return FALSE;
+        }
+      host->tls_cert_file = g_strdup (host->config->tls_cert);
+      host->tls_key_file = g_strdup (host->config->tls_key);
+      return TRUE;
+    }
+  for (guint i = 0; i < host->transports->len; i++)
+    {
+      HostTransport *t = host->transports->pdata[i];
+      if (t->config->tls_listen && !t->config->tls_cert)
+        need = TRUE;
+    }
+  dir = g_build_filename (host->data_dir, "tls", NULL);
+  host->tls_cert_file = g_build_filename (dir, "dev-cert.pem", NULL);
+  host->tls_key_file = g_build_filename (dir, "dev-key.pem", NULL);
+  if (!need || (g_file_test (host->tls_cert_file, G_FILE_TEST_EXISTS)
+                && g_file_test (host->tls_key_file, G_FILE_TEST_EXISTS)))
+    return TRUE;
+  if (g_mkdir_with_parents (dir, 0700) < 0)
+    {
+      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_FAILED, "cannot create %s: %s", dir,
+                   g_strerror (errno));
+      return FALSE;
+    }
+  if (!sluice_tls_generate_self_signed (host->config->hostname, host->tls_cert_file,
+                                        host->tls_key_file, error))
+    return FALSE;
+  g_message ("generated a self-signed development certificate for '%s' in %s "
+             "(set [hub] tls-cert and tls-key for production)",
+             host->config->hostname, host->tls_cert_file);
+  return TRUE;
+}
+
+static gboolean
+expiry_tick (gpointer data);
+static gboolean
+retention_tick (gpointer data)
+{
+  host_retention_run (data);
+  return G_SOURCE_CONTINUE;
+}
+
+gboolean
+sluice_host_start (SluiceHost *host, GError **error)
+{
+  SluiceConfig *config = host->config;
+
+  if (g_mkdir_with_parents (host->data_dir, 0755) < 0)
+    {
+      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_FAILED,
+                   "cannot create data directory %s: %s", host->data_dir, g_strerror (errno));
+      return FALSE;
+    }
+  if (!lock_data_dir (host, error))
+    return FALSE;
+
+  /* Storage and its recovery come before anything can connect. */
+  host->storage_self = host->storage->open (host, host->storage_options, host->data_dir, error);
+  if (!host->storage_self)
+    {
+      g_prefix_error (error, "storage '%s': ", config->storage_plugin);
+      return FALSE;
+    }
+  if (!host_registry_load (host, error) || !host_streams_open (host, error))
+    return FALSE;
+  host->writer = host_writer_new (host);
+
+  /* auth instances */
+  for (guint i = 0; i < host->auths->len; i++)
+    {
+      HostAuth *a = host->auths->pdata[i];
+      a->self = a->vtable->create (host, a->name, a->options, config, error);
+      if (!a->self)
+        {
+          g_prefix_error (error, "[auth.%s]: ", a->name);
+          return FALSE;
+        }
+    }
+
+  if (!prepare_tls (host, error))
+    return FALSE;
+  host->io = sluice_io_new (config->workers, error);
+  if (!host->io)
+    return FALSE;
+
+  for (guint i = 0; i < host->transports->len; i++)
+    {
+      HostTransport *t = host->transports->pdata[i];
+      SluiceConfigTransport *ct = t->config;
+
+      t->tc.instance_name = ct->name;
+      t->tc.listen = ct->listen;
+      t->tc.tls_listen = ct->tls_listen;
+      t->tc.tls_cert = ct->tls_cert ? ct->tls_cert : host->tls_cert_file;
+      t->tc.tls_key = ct->tls_cert ? ct->tls_key : host->tls_key_file;
+      t->tc.tls_ca = ct->tls_ca;
+      t->self = t->vtable->create (host, &t->tc, t->options, error);
+      if (!t->self)
+        {
+          g_prefix_error (error, "[transport.%s]: ", ct->name);
+          return FALSE;
+        }
+    }
+
+  /* Listeners last. */
+  for (guint i = 0; i < host->transports->len; i++)
+    {
+      HostTransport *t = host->transports->pdata[i];
+      SluiceConfigTransport *ct = t->config;
+
+      if (!(t->vtable->flags & SLUICE_TRANSPORT_OWNS_LISTENERS))
+        for (int tls = 0; tls < 2; tls++)
+          {
+            char **addrs = tls ? ct->tls_listen : ct->listen;
+            for (guint j = 0; addrs && addrs[j]; j++)
+              {
+                SluiceListenSpec spec = { 0 };
+                g_autofree char *bound = NULL;
+
+                spec.transport_name = ct->name;
+                spec.vtable = t->vtable;
+                spec.transport = t->self;
+                spec.tls = tls;
+                spec.tls_cert = t->tc.tls_cert;
+                spec.tls_key = t->tc.tls_key;
+                spec.tls_ca = t->tc.tls_ca;
+                spec.max_connections = ct->max_connections;
+                if (!sluice_io_listen (host->io, addrs[j], &spec, &bound, error))
+                  {
+                    g_prefix_error (error, "[transport.%s] %s: ", ct->name,
+                                    tls ? "tls-listen" : "listen");
+                    return FALSE;
+                  }
+                sluice_host_report_listening (host, ct->name, tls, bound);
+              }
+          }
+      if (!t->vtable->start (t->self, error))
+        {
+          g_prefix_error (error, "[transport.%s]: ", ct->name);
+          return FALSE;
+        }
+      t->started = TRUE;
+    }
+
+  host->expiry_source = g_timeout_add_seconds (1, expiry_tick, host);
+  host->retention_source = g_timeout_add_seconds (30, retention_tick, host);
+  host->started = TRUE;
+  return TRUE;
+}
+
+void
+sluice_host_stop (SluiceHost *host)
+{
+  if (!g_atomic_int_compare_and_exchange (&host->stopping, FALSE, TRUE))
+    return;
+  g_clear_handle_id (&host->expiry_source, g_source_remove);
+  g_clear_handle_id (&host->retention_source, g_source_remove);
+
+  /* 1. Stop accepting. */
+  if (host->io)
+    sluice_io_close_listeners (host->io);
+  /* 2. Transports drain their own work. */
+  for (guint i = 0; i < host->transports->len; i++)
+    {
+      HostTransport *t = host->transports->pdata[i];
+      if (t->started)
+        t->vtable->stop (t->self);
+      t->started = FALSE;
+    }
+  /* 3. Every queued append is written and synced, and acknowledged. */
+  if (host->writer)
+    host_writer_stop (host->writer);
+  /* 4. Give the acknowledgements time to reach the clients, then close. */
+  if (host->io)
+    sluice_io_close_connections (host->io, NULL, 5000);
+  if (host->pool)
+    {
+      g_thread_pool_free (host->pool, FALSE, TRUE);
+      host->pool = NULL;
+    }
+}
+
+void
+sluice_host_free (SluiceHost *host)
+{
+  if (!host)
+    return;
+  if (host->started)
+    sluice_host_stop (host);
+  /* Transports before workers: their instances may own worker sources. */
+  g_ptr_array_set_size (host->transports, 0);
+  g_clear_pointer (&host->io, sluice_io_free);
+  g_clear_pointer (&host->writer, host_writer_free);
+  if (host->pool)
+    g_thread_pool_free (host->pool, FALSE, TRUE);
+  g_ptr_array_set_size (host->auths, 0);
+  host_streams_close (host);
+  if (host->storage_self)
+    host->storage->close (host->storage_self);
+  free_plugin_options (host->storage_plugin, host->storage_options);
+  host_registry_clear (host);
+  g_hash_table_unref (host->streams);
+  g_hash_table_unref (host->devices);
+  g_hash_table_unref (host->watches);
+  g_ptr_array_unref (host->auths);
+  g_ptr_array_unref (host->transports);
+  g_ptr_array_unref (host->listening);
+  host_metrics_clear (host);
+  g_rw_lock_clear (&host->streams_lock);
+  g_rw_lock_clear (&host->registry_lock);
+  g_mutex_clear (&host->registry_write_lock);
+  g_mutex_clear (&host->watch_lock);
+  if (host->loader)
+    sluice_plugin_loader_free (host->loader);
+  if (host->lock_fd >= 0)
+    close (host->lock_fd);
+  g_free (host->tls_cert_file);
+  g_free (host->tls_key_file);
+  g_free (host->data_dir);
+  sluice_config_free (host->config);
+  g_free (host);
+}
+
+gboolean
+sluice_host_reload (SluiceHost *host, GError **error)
+{
+  g_autoptr (SluiceConfig) fresh = sluice_config_load (host->config->path, error);
+
+  if (!fresh)
+    return FALSE;
+  for (guint i = 0; i < host->auths->len; i++)
+    {
+      HostAuth *a = host->auths->pdata[i];
+      g_auto (GStrv) revoked = NULL;
+
+      if (!a->vtable->reload)
+        continue;
+      revoked = a->vtable->reload (a->self, fresh, error);
+      if (!revoked && error && *error)
+        {
+          g_prefix_error (error, "[auth.%s] reload: ", a->name);
+          return FALSE;
+        }
+      for (guint j = 0; revoked && revoked[j]; j++)
+        host_revoke (host, revoked[j], "credentials changed by a configuration reload");
+    }
+  g_message ("configuration reloaded from %s", host->config->path);
+  return TRUE;
+}
+
+/* --- auth chain --- */
+
+SluicePrincipal *
+sluice_host_authenticate (SluiceHost *host, const SluiceCredentials *creds, GError **error)
+{
+  g_autoptr (GError) deny = NULL;
+  const char *proto = creds && creds->protocol ? creds->protocol : "?";
+  const char *peer = creds && creds->peer ? creds->peer : "?";
+
+  for (guint i = 0; creds && i < host->auths->len; i++)
+    {
+      HostAuth *a = host->auths->pdata[i];
+      SluicePrincipal *principal = NULL;
+      SluiceAuthResult r = a->vtable->authenticate (a->self, creds, &principal, &deny);
+
+      if (r == SLUICE_AUTH_ALLOW && principal)
+        {
+          g_debug ("%s client %s authenticated as %s by [auth.%s]", proto, peer,
+                   sluice_principal_get_id (principal), a->name);
+          return principal;
+        }
+      if (principal)
+        sluice_principal_unref (principal);
+      if (r == SLUICE_AUTH_DENY)
+        break;
+      g_clear_error (&deny);
+    }
+  if (!creds && host->config->allow_anonymous)
+    return sluice_principal_new (SLUICE_PRINCIPAL_ANONYMOUS, "",
+                                 SLUICE_RIGHT_SEND | SLUICE_RIGHT_LISTEN, NULL, 0, "anonymous");
+
+  sluice_counter_add (host->m_auth_failures, 1);
+  /* The reason goes to the log; the client only learns it was refused. */
+  g_message ("%s client %s refused: %s", proto, peer,
+             deny ? deny->message
+                  : (creds ? "no auth plugin accepted these credentials"
+                           : "no credentials and [auth] allow-anonymous is false"));
+  g_set_error_literal (error, SLUICE_ERROR, SLUICE_ERROR_UNAUTHENTICATED, "unauthorized");
+  return NULL;
+}
+
+static gboolean
+stream_in_scope (const SluicePrincipal *p, const char *stream)
+{
+  const char *const *streams = sluice_principal_get_streams (p);
+  return !streams || !streams[0] || g_strv_contains (streams, stream);
+}
+
+/* A device acts only as itself (or its modules); a policy with
+ * DeviceConnect may act for any device, as in IoT Hub. */
+static gboolean
+acts_as_device (const SluicePrincipal *p, const char *device_id)
+{
+  const char *name = sluice_principal_get_name (p);
+  gsize n;
+
+  if (sluice_principal_get_kind (p) == SLUICE_PRINCIPAL_POLICY)
+    return (sluice_principal_get_rights (p) & SLUICE_RIGHT_DEVICE_CONNECT) != 0;
+  if (sluice_principal_get_kind (p) != SLUICE_PRINCIPAL_DEVICE || !device_id)
+    return FALSE;
+  n = strlen (device_id);
+  return strncmp (name, device_id, n) == 0 && (name[n] == '\0' || name[n] == '/');
+}
+
+gboolean
+sluice_host_authorize (SluiceHost *host, const SluicePrincipal *p, SluiceAction action,
+                       const char *resource, GError **error)
+{
+  guint rights;
+  gboolean ok = FALSE;
+  gint64 expires;
+
+  if (!p)
+    {
+      g_set_error_literal (error, SLUICE_ERROR, SLUICE_ERROR_UNAUTHENTICATED,
+                           "not authenticated");
+      return FALSE;
+    }
+  expires = sluice_principal_get_expires_at (p);
+  if (expires > 0 && expires < g_get_real_time () / G_USEC_PER_SEC)
+    {
+      g_set_error_literal (error, SLUICE_ERROR, SLUICE_ERROR_UNAUTHENTICATED,
+                           "credentials expired");
+      return FALSE;
+    }
+  rights = sluice_principal_get_rights (p);
+  switch (action)
+    {
+    case SLUICE_ACTION_SEND:
+      ok = ((rights & SLUICE_RIGHT_SEND) && stream_in_scope (p, resource))
+           /* device telemetry goes to the built-in stream */
+           || (sluice_principal_get_kind (p) == SLUICE_PRINCIPAL_DEVICE
+               && g_strcmp0 (resource, "events") == 0);
+      break;
+    case SLUICE_ACTION_LISTEN:
+      ok = (rights & SLUICE_RIGHT_LISTEN) && stream_in_scope (p, resource);
+      break;
+    case SLUICE_ACTION_MANAGE:
+      ok = (rights & SLUICE_RIGHT_MANAGE) && stream_in_scope (p, resource);
+      break;
+    case SLUICE_ACTION_REGISTRY_READ:
+      ok = (rights & (SLUICE_RIGHT_REGISTRY_READ | SLUICE_RIGHT_REGISTRY_WRITE)) != 0;
+      break;
+    case SLUICE_ACTION_REGISTRY_WRITE:
+      ok = (rights & SLUICE_RIGHT_REGISTRY_WRITE) != 0;
+      break;
+    case SLUICE_ACTION_DEVICE_SEND:
+    case SLUICE_ACTION_DEVICE_RECEIVE:
+      ok = acts_as_device (p, resource);
+      break;
+    case SLUICE_ACTION_SERVICE:
+      ok = (rights & SLUICE_RIGHT_SERVICE_CONNECT) != 0;
+      break;
+    }
+  for (guint i = 0; ok && i < host->auths->len; i++)
+    {
+      HostAuth *a = host->auths->pdata[i];
+      if (a->vtable->authorize
+          && a->vtable->authorize (a->self, p, action, resource) == SLUICE_AUTH_DENY)
+        ok = FALSE;
+    }
+  if (!ok)
+    g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_FORBIDDEN, "%s may not %s '%s'",
+                 sluice_principal_get_id (p),
+                 action == SLUICE_ACTION_SEND ? "send to"
+                 : action == SLUICE_ACTION_LISTEN ? "listen to"
+                 : action == SLUICE_ACTION_MANAGE ? "manage"
+                 : action == SLUICE_ACTION_REGISTRY_READ ? "read the registry entry"
+                 : action == SLUICE_ACTION_REGISTRY_WRITE ? "write the registry entry"
+                 : action == SLUICE_ACTION_SERVICE ? "use the service API for"
+                 : "act as device",
+                 resource ? resource : "");
+  return ok;
+}
+
+/* --- revocation --- */
+
+typedef struct {
+  guint id;
+  char *principal_id;
+  gint64 expires_at;
+  SluiceRevokedFunc revoked;
+  gpointer user_data;
+  GMainContext *context;
+  char *reason;
+} HostWatch;
+
+static void
+host_watch_free (HostWatch *w)
+{
+  g_free (w->principal_id);
+  g_free (w->reason);
+  g_main_context_unref (w->context);
+  g_free (w);
+}
+
+guint
+sluice_host_watch_principal (SluiceHost *host, SluicePrincipal *principal,
+                             SluiceRevokedFunc revoked, gpointer user_data)
+{
+  HostWatch *w = g_new0 (HostWatch, 1);
+
+  w->principal_id = g_strdup (sluice_principal_get_id (principal));
+  w->expires_at = sluice_principal_get_expires_at (principal);
+  w->revoked = revoked;
+  w->user_data = user_data;
+  w->context = g_main_context_ref_thread_default ();
+  g_mutex_lock (&host->watch_lock);
+  w->id = ++host->next_watch_id;
+  g_hash_table_insert (host->watches, GUINT_TO_POINTER (w->id), w);
+  g_mutex_unlock (&host->watch_lock);
+  return w->id;
+}
+
+/* The watch was removed from the table before this runs, under the lock, so
+ * a watch fires at most once; unwatching after that is a no-op. */
+static gboolean
+watch_fire (gpointer data)
+{
+  HostWatch *w = data;
+
+  w->revoked (w->reason, w->user_data);
+  host_watch_free (w);
+  return G_SOURCE_REMOVE;
+}
+
+void
+sluice_host_unwatch_principal (SluiceHost *host, guint watch_id)
+{
+  HostWatch *w;
+
+  g_mutex_lock (&host->watch_lock);
+  w = g_hash_table_lookup (host->watches, GUINT_TO_POINTER (watch_id));
+  if (w)
+    g_hash_table_steal (host->watches, GUINT_TO_POINTER (watch_id));
+  g_mutex_unlock (&host->watch_lock);
+  if (w)
+    host_watch_free (w);
+}
+
+static void
+revoke_matching (SluiceHost *host, const char *principal_id, gint64 now_s, const char *reason)
+{
+  g_autoptr (GPtrArray) fire = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer v;
+
+  g_mutex_lock (&host->watch_lock);
+  g_hash_table_iter_init (&it, host->watches);
+  while (g_hash_table_iter_next (&it, NULL, &v))
+    {
+      HostWatch *w = v;
+      gboolean hit;
+      gsize n = principal_id ? strlen (principal_id) : 0;
+
+      if (principal_id)
+        hit = strncmp (w->principal_id, principal_id, n) == 0
+              && (w->principal_id[n] == '\0' || w->principal_id[n] == '/');
+      else
+        hit = w->expires_at > 0 && w->expires_at < now_s;
+      if (hit)
+        {
+          g_hash_table_iter_steal (&it);
+          w->reason = g_strdup (principal_id ? reason : "credentials expired");
+          g_ptr_array_add (fire, w);
+        }
+    }
+  g_mutex_unlock (&host->watch_lock);
+  for (guint i = 0; i < fire->len; i++)
+    {
+      HostWatch *w = fire->pdata[i];
+      g_message ("closing sessions of %s: %s", w->principal_id, w->reason);
+      host_invoke (w->context, watch_fire, w);
+    }
+}
+
+void
+host_revoke (SluiceHost *host, const char *principal_id, const char *reason)
+{
+  revoke_matching (host, principal_id, 0, reason);
+}
+
+static gboolean
+expiry_tick (gpointer data)
+{
+  SluiceHost *host = data;
+  revoke_matching (host, NULL, g_get_real_time () / G_USEC_PER_SEC, NULL);
+  return G_SOURCE_CONTINUE;
+}
+
+/* --- appends --- */
+
+typedef struct {
+  SluiceAppendFunc done;
+  gpointer user_data;
+  GError *error;
+} AppendError;
+
+static gboolean
+append_error_deliver (gpointer data)
+{
+  AppendError *e = data;
+
+  if (e->done)
+    e->done (NULL, e->error, e->user_data);
+  g_error_free (e->error);
+  g_free (e);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+append_fail (SluiceHost *host, SluiceAppendFunc done, gpointer user_data, GError *error)
+{
+  AppendError *e = g_new0 (AppendError, 1);
+
+  sluice_counter_add (host->m_append_errors, 1);
+  e->done = done;
+  e->user_data = user_data;
+  e->error = error;
+  host_invoke (g_main_context_get_thread_default (), append_error_deliver, e);
+}
+
+void
+sluice_host_append (SluiceHost *host, SluicePrincipal *principal, const char *stream,
+                    gint32 partition, const guint8 *key, gsize key_len, GBytes *batch,
+                    guint flags, SluiceAppendFunc done, gpointer user_data)
+{
+  GError *error = NULL;
+  SluiceStream *s = NULL;
+  SluicePartition *p;
+  gint32 records = 0;
+  gint64 max_ts = 0;
+  gsize len;
+  const guint8 *data = g_bytes_get_data (batch, &len);
+
+  if (g_atomic_int_get (&host->stopping) || !host->writer)
+    error = g_error_new_literal (SLUICE_ERROR, SLUICE_ERROR_SHUTTING_DOWN,
+                                 "the hub is shutting down");
+  else if (!sluice_host_authorize (host, principal, SLUICE_ACTION_SEND, stream, &error)
+           || !(s = host_stream_lookup (host, stream, &error)))
+    {
+      /* error set */
+    }
+  else if (len > s->info.max_message + SLUICE_BATCH_HEADER_SIZE + 64)
+    error = g_error_new (SLUICE_ERROR, SLUICE_ERROR_TOO_LARGE,
+                         "a batch of %" G_GSIZE_FORMAT " bytes is over stream '%s' "
+                         "max-message (%" G_GUINT64_FORMAT " bytes)",
+                         len, stream, s->info.max_message);
+  else
+    sluice_batch_validate (data, len, &records, &max_ts, &error);
+  if (error)
+    {
+      if (s)
+        sluice_stream_unref (s);
+      g_bytes_unref (batch);
+      append_fail (host, done, user_data, error);
+      return;
+    }
+
+  if (partition < 0)
+    partition = key ? sluice_partition_for_key (key, key_len, s->n_partitions)
+                    : (gint32) ((guint) g_atomic_int_add (&s->round_robin, 1)
+                                % (guint) s->n_partitions);
+  p = host_stream_partition (s, partition, &error);
+  if (!p)
+    {
+      sluice_stream_unref (s);
+      g_bytes_unref (batch);
+      append_fail (host, done, user_data, error);
+      return;
+    }
+  sluice_counter_add (host->m_append_records, records);
+  host_writer_submit_append (host->writer, p, batch, records, flags, done, user_data);
+  sluice_stream_unref (s);
+}
+
+void
+sluice_host_publish (SluiceHost *host, SluicePrincipal *principal, const char *stream,
+                     gint32 partition, const char *key, const char *const *headers,
+                     GBytes *body, SluiceAppendFunc done, gpointer user_data)
+{
+  gint64 now = host_now_ms ();
+  SluiceBatchBuilder *b = sluice_batch_builder_new (now);
+  gsize len = 0;
+  const guint8 *data = body ? g_bytes_get_data (body, &len) : NULL;
+  GBytes *batch;
+
+  sluice_batch_builder_add (b, (const guint8 *) key, key ? (gssize) strlen (key) : 0,
+                            data ? data : (const guint8 *) "", (gssize) len, headers, now);
+  batch = sluice_batch_builder_finish (b);
+  sluice_host_append (host, principal, stream, partition, (const guint8 *) key,
+                      key ? strlen (key) : 0, batch, 0, done, user_data);
+}
