@@ -1,1 +1,6 @@
-# tests/recovery
+# tests/recovery — kill -9 under load.
+# SPDX-License-Identifier: Apache-2.0
+
+recovery_lines_tests = tests/recovery/test-lines-kill9.py
+TESTS += $(recovery_lines_tests)
+dist_noinst_SCRIPTS += $(recovery_lines_tests)
