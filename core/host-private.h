@@ -21,6 +21,9 @@ SLUICE_INTERNAL void sluice_host_free (SluiceHost *host);
 /* SIGHUP: reread policies (auth plugins' reload). */
 SLUICE_INTERNAL gboolean sluice_host_reload (SluiceHost *host, GError **error);
 
+/* Run retention now (normally every 30 s); the trims run on the writer. */
+SLUICE_INTERNAL void sluice_host_run_retention (SluiceHost *host);
+
 /* Tests: put a device into the in-memory registry only (no storage). */
 SLUICE_INTERNAL void sluice_host_registry_cache_put (SluiceHost *host, const SluiceDevice *device);
 

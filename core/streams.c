@@ -374,6 +374,12 @@ sluice_host_stream_bounds (SluiceHost *host, const char *stream, gint32 partitio
 /* --- retention: runs on the main thread, trims on the writer thread --- */
 
 void
+sluice_host_run_retention (SluiceHost *host)
+{
+  host_retention_run (host);
+}
+
+void
 host_retention_run (SluiceHost *host)
 {
   g_autoptr (GPtrArray) streams = g_ptr_array_new_with_free_func ((GDestroyNotify) sluice_stream_unref);
