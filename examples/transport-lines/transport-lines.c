@@ -256,8 +256,8 @@ lines_conn_revoked (const char *reason, gpointer user_data)
   if (conn->connection == NULL || conn->closing)
     return;
 
-  g_info ("lines: connection %" G_GUINT64_FORMAT " of %s revoked: %s",
-          sluice_connection_get_id (conn->connection),
+  g_info ("transport.%s: connection %" G_GUINT64_FORMAT " of %s revoked: %s",
+          conn->transport->instance_name, sluice_connection_get_id (conn->connection),
           sluice_principal_get_id (conn->principal), why);
 
   /* Revocation does not wait for pending answers: the principal may no
@@ -289,7 +289,7 @@ lines_conn_authenticate (LinesConn *conn, const char *line)
   if (conn->principal == NULL)
     {
       /* The log gets the reason; the client only a generic refusal. */
-      g_message ("lines: %s: authentication failed for %s: %s", transport->instance_name,
+      g_message ("transport.%s: authentication failed for %s: %s", transport->instance_name,
                  credentials.peer, error != NULL ? error->message : "no principal");
       lines_conn_answer_now (conn, TRUE, "error unauthorized");
       return;
@@ -527,9 +527,6 @@ lines_create (SluiceHost *host, const SluiceTransportConfig *config, const void 
                    config->instance_name, opts->stream);
       return NULL;
     }
-  if (config->tls_listen != NULL && config->tls_listen[0] != NULL)
-    g_info ("lines: %s also serves TLS listeners", config->instance_name);
-
   transport = g_new0 (LinesTransport, 1);
   transport->host = host;
   transport->instance_name = g_strdup (config->instance_name);
@@ -556,7 +553,7 @@ lines_start (gpointer self, GError **error)
    * worth a warning here; each line then answers `error stream unknown`. */
   if (!sluice_host_stream_info (transport->host, transport->options->stream, &info,
                                 &local_error))
-    g_warning ("lines: [transport.%s] stream '%s': %s", transport->instance_name,
+    g_warning ("[transport.%s] stream '%s': %s", transport->instance_name,
                transport->options->stream, local_error->message);
   return TRUE;
 }
