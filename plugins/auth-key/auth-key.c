@@ -238,6 +238,17 @@ authenticate_device_token (AuthKey *self, const SluiceSasToken *t,
   return SLUICE_AUTH_ALLOW;
 }
 
+static gboolean
+is_policy_name (AuthKey *self, const char *name)
+{
+  g_autoptr (GHashTable) policies = NULL;
+
+  if (name == NULL)
+    return FALSE;
+  policies = auth_key_get_policies (self);
+  return g_hash_table_contains (policies, name);
+}
+
 static SluiceAuthResult
 authenticate_token (AuthKey *self, const char *token, const SluiceCredentials *cred,
                     SluicePrincipal **principal, GError **error)
@@ -251,6 +262,12 @@ authenticate_token (AuthKey *self, const char *token, const SluiceCredentials *c
   t = sluice_sas_token_parse (token, &local_error);
   if (t == NULL)
     return deny (error, "%s", local_error->message);
+
+  /* MQTT service clients log in with Username = the policy name (WIRE.md);
+   * a token of theirs without `skn` is that policy's. */
+  if (t->skn == NULL && cred->type == SLUICE_CREDENTIALS_USERNAME_PASSWORD
+      && is_policy_name (self, cred->username))
+    t->skn = g_strdup (cred->username);
 
   if (t->skn != NULL)
     return authenticate_policy_token (self, t, cred, principal, error);
@@ -320,7 +337,6 @@ auth_key_authenticate (gpointer data, const SluiceCredentials *cred,
                        SluicePrincipal **principal, GError **error)
 {
   AuthKey *self = data;
-  g_autoptr (GHashTable) policies = NULL;
 
   g_return_val_if_fail (cred != NULL && principal != NULL, SLUICE_AUTH_DEFER);
 
@@ -338,8 +354,7 @@ auth_key_authenticate (gpointer data, const SluiceCredentials *cred,
         return SLUICE_AUTH_DEFER;
       /* Only a policy name is ours to judge; anything else (an x509 or
        * SCRAM user, an anonymous login) belongs to another link. */
-      policies = auth_key_get_policies (self);
-      if (!g_hash_table_contains (policies, cred->username))
+      if (!is_policy_name (self, cred->username))
         return SLUICE_AUTH_DEFER;
       return authenticate_policy_key (self, cred->username, cred->password, principal, error);
 

@@ -485,6 +485,24 @@ test_policy_key_password (Fixture *f, gconstpointer data)
   assert_denied (r, p, error, "policy 'service': wrong key");
   g_clear_error (&error);
 
+  /* MQTT service login: Username = policy, Password = a token without skn
+   * signed with that policy's key. */
+  {
+    g_autofree char *token = sluice_sas_token_make (HOST, SERVICE_KEY, TRUE, NULL,
+                                                    now_s () + 600);
+
+    g_assert_cmpint (run_password (f, "service", token, &p, &error), ==, SLUICE_AUTH_ALLOW);
+    g_assert_no_error (error);
+    g_assert_cmpstr (sluice_principal_get_id (p), ==, "policy/service");
+    g_assert_cmpstr (sluice_principal_get_auth_method (p), ==, "sas");
+    g_clear_pointer (&p, sluice_principal_unref);
+
+    /* The same token as a bare SAS credential names no device: refused. */
+    r = run_token (f, token, NULL, &p, &error);
+    assert_denied (r, p, error, "names no device");
+    g_clear_error (&error);
+  }
+
   /* Not a policy name: another link may know the user. */
   g_assert_cmpint (run_password (f, "alice", "s3cret-pw", &p, &error), ==, SLUICE_AUTH_DEFER);
   g_assert_no_error (error);
