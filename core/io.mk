@@ -1,1 +1,5 @@
-core_io_sources =
+# I/O workers, the epoll GSource, listeners, connections and TLS.
+core_io_sources = \
+	core/io-private.h core/io-internal.h \
+	core/epoll-source.h core/epoll-source.c \
+	core/io-worker.c core/listener.c core/connection.c core/tls.c
