@@ -169,17 +169,18 @@ device_id_from_scope (AuthKey *self, const char *sr, GError **error)
 {
   const char *hostname = sluice_host_get_hostname (self->host);
   const char *slash = strchr (sr, '/');
+  gsize host_len = slash != NULL ? (gsize) (slash - sr) : strlen (sr);
   const char *id;
   const char *end;
 
-  if (slash == NULL || hostname == NULL || (gsize) (slash - sr) != strlen (hostname)
-      || g_ascii_strncasecmp (sr, hostname, slash - sr) != 0)
+  if (hostname == NULL || host_len != strlen (hostname)
+      || g_ascii_strncasecmp (sr, hostname, host_len) != 0)
     {
       deny (error, "token scope '%s' is not for this hub '%s'", sr,
             hostname != NULL ? hostname : "");
       return NULL;
     }
-  if (!g_str_has_prefix (slash, "/devices/"))
+  if (slash == NULL || !g_str_has_prefix (slash, "/devices/"))
     {
       deny (error, "token scope '%s' names no device and the token has no skn "
             "(a policy token needs skn)", sr);
