@@ -43,8 +43,9 @@ sluice_stream_unref (SluiceStream *stream)
 {
   if (!stream || !g_atomic_int_dec_and_test (&stream->refcount))
     return;
-  for (gint32 i = 0; i < stream->n_partitions; i++)
-    partition_free (stream->partitions[i]);
+  for (gint32 i = 0; stream->partitions && i < stream->n_partitions; i++)
+    if (stream->partitions[i])
+      partition_free (stream->partitions[i]);
   g_free (stream->partitions);
   g_free (stream->name);
   g_free (stream);

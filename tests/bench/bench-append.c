@@ -1,0 +1,275 @@
+/* bench-append — stream append throughput through the host API, beside the
+ * machine's own numbers measured in the same run:
+ *
+ *   records  100-byte records in batches of 1,000, durability `interval`,
+ *            timed up to and including the final fsync (a graceful stop);
+ *   large    1 MiB batches, same;
+ *   dd       `dd bs=1M conv=fdatasync` of the same volume on the same disk;
+ *   group    durability `batch`, 64 concurrent appenders (each keeps one
+ *            append in flight): acks/s, fsyncs/s and appends per fsync;
+ *   fsync    the disk's rate of appending 4 KiB writes + fdatasync.
+ *
+ * Output: one `key=value` line per measurement, for tests/bench/run.sh.
+ * SPDX-License-Identifier: Apache-2.0 */
+#include "host-internal.h"
+
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define KEY "YmVuY2gtcG9saWN5LWtleS0wMTIzNDU2Nzg5YWJjZGU="
+
+static SluiceHost *
+start_host (const char *dir)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = g_strdup_printf (
+    "[hub]\ndata-dir = %s\nworkers = 1\n[storage]\nplugin = file\n"
+    "[auth]\nchain = key\n[auth.key]\nplugin = key\n"
+    "[policy.bench]\nprimary-key = " KEY "\nrights = Send;Listen\n"
+    "[stream.interval]\npartitions = 1\ndurability = interval\ninterval = 200ms\n"
+    "max-message = 2MiB\nretention-time = 0\n"
+    "[stream.batch]\npartitions = 1\ndurability = batch\nretention-time = 0\n",
+    dir);
+  SluiceConfig *config = sluice_config_load_from_data ("bench.conf", text, &error);
+  SluiceHost *host;
+
+  if (!config || !(host = sluice_host_new (config, &error)) || !sluice_host_start (host, &error))
+    g_error ("cannot start the host: %s", error->message);
+  return host;
+}
+
+static GBytes *
+make_batch (guint records, gsize record_size)
+{
+  SluiceBatchBuilder *b = sluice_batch_builder_new ((g_get_real_time () / 1000));
+  g_autofree guint8 *value = g_malloc (record_size);
+
+  for (gsize i = 0; i < record_size; i++)
+    value[i] = 'a' + i % 26;
+  for (guint i = 0; i < records; i++)
+    sluice_batch_builder_add (b, NULL, 0, value, record_size, NULL, (g_get_real_time () / 1000));
+  return sluice_batch_builder_finish (b);
+}
+
+typedef struct {
+  SluiceHost *host;
+  SluicePrincipal *who;
+  const char *stream;
+  GBytes *batch;
+  guint64 to_send;
+  guint64 sent;
+  guint64 acked;
+  guint inflight;
+  guint max_inflight;
+  gboolean failed;
+} Pump;
+
+static void pump_fill (Pump *p);
+
+static void
+on_ack (const SluiceAppendResult *r, const GError *error, gpointer data)
+{
+  Pump *p = data;
+
+  if (error)
+    {
+      g_printerr ("append failed: %s\n", error->message);
+      p->failed = TRUE;
+    }
+  p->acked++;
+  p->inflight--;
+  pump_fill (p);
+}
+
+static void
+pump_fill (Pump *p)
+{
+  while (p->inflight < p->max_inflight && p->sent < p->to_send)
+    {
+      gsize len;
+      const void *data = g_bytes_get_data (p->batch, &len);
+      p->sent++;
+      p->inflight++;
+      /* The writer stamps batches in place: each append owns its copy, as
+       * a transport's decoded batch would be. */
+      sluice_host_append (p->host, p->who, p->stream, 0, NULL, 0, g_bytes_new (data, len), 0,
+                          on_ack, p);
+    }
+}
+
+static double
+now_s (void)
+{
+  return g_get_monotonic_time () / 1e6;
+}
+
+static void
+run_volume (const char *dir, const char *name, guint records, gsize record_size,
+            guint64 volume)
+{
+  g_autofree char *sub = g_build_filename (dir, name, NULL);
+  SluiceHost *host;
+  g_autoptr (SluicePrincipal) who = sluice_principal_new (SLUICE_PRINCIPAL_POLICY, "bench",
+                                                          SLUICE_RIGHT_SEND, NULL, 0, "bench");
+  Pump p = { 0 };
+  gsize batch_len;
+  double t0, t1;
+
+  g_mkdir_with_parents (sub, 0755);
+  host = start_host (sub);
+  p.host = host;
+  p.who = who;
+  p.stream = "interval";
+  p.batch = make_batch (records, record_size);
+  g_bytes_get_data (p.batch, &batch_len);
+  p.to_send = MAX (volume / batch_len, 1);
+  p.max_inflight = 32;
+  t0 = now_s ();
+  pump_fill (&p);
+  while (p.acked < p.to_send)
+    g_main_context_iteration (NULL, TRUE);
+  /* The final fsync is part of the time. */
+  sluice_host_stop (host);
+  t1 = now_s ();
+  g_print ("%s_records=%" G_GUINT64_FORMAT " %s_bytes=%" G_GUINT64_FORMAT
+           " %s_seconds=%.3f %s_mbps=%.1f %s_records_per_s=%.0f\n",
+           name, p.to_send * records, name, p.to_send * batch_len, name, t1 - t0, name,
+           p.to_send * batch_len / (t1 - t0) / 1e6, name, p.to_send * records / (t1 - t0));
+  if (p.failed)
+    g_error ("appends failed");
+  sluice_host_free (host);
+  g_bytes_unref (p.batch);
+}
+
+static void
+run_dd (const char *dir, guint64 volume)
+{
+  g_autofree char *file = g_build_filename (dir, "dd.out", NULL);
+  g_autofree char *of = g_strconcat ("of=", file, NULL);
+  g_autofree char *count = g_strdup_printf ("count=%" G_GUINT64_FORMAT, volume >> 20);
+  const char *argv[] = { "dd", "if=/dev/zero", of, "bs=1M", count, "conv=fdatasync", NULL };
+  g_autoptr (GError) error = NULL;
+  int status;
+  double t0 = now_s (), t1;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL,
+                     NULL, NULL, NULL, NULL, &status, &error)
+      || !g_spawn_check_wait_status (status, &error))
+    g_error ("dd failed: %s", error->message);
+  t1 = now_s ();
+  g_print ("dd_bytes=%" G_GUINT64_FORMAT " dd_seconds=%.3f dd_mbps=%.1f\n",
+           (volume >> 20) << 20, t1 - t0, ((volume >> 20) << 20) / (t1 - t0) / 1e6);
+  g_unlink (file);
+}
+
+static void
+run_fsync_rate (const char *dir, double seconds)
+{
+  g_autofree char *file = g_build_filename (dir, "fsync.out", NULL);
+  int fd = open (file, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+  char buf[4096];
+  guint64 n = 0;
+  double t0 = now_s (), t;
+
+  memset (buf, 'f', sizeof buf);
+  do
+    {
+      if (write (fd, buf, sizeof buf) != sizeof buf || fdatasync (fd) != 0)
+        g_error ("fsync loop: %s", g_strerror (errno));
+      n++;
+      t = now_s ();
+    }
+  while (t - t0 < seconds);
+  close (fd);
+  g_unlink (file);
+  g_print ("fdatasync_per_s=%.0f\n", n / (t - t0));
+}
+
+static void
+run_group (const char *dir, guint appenders, double seconds)
+{
+  g_autofree char *sub = g_build_filename (dir, "group", NULL);
+  SluiceHost *host;
+  g_autoptr (SluicePrincipal) who = sluice_principal_new (SLUICE_PRINCIPAL_POLICY, "bench",
+                                                          SLUICE_RIGHT_SEND, NULL, 0, "bench");
+  Pump p = { 0 };
+  SluiceCounter *fsyncs;
+  gint64 f0;
+  double t0, t1;
+  guint64 acked0;
+
+  g_mkdir_with_parents (sub, 0755);
+  host = start_host (sub);
+  fsyncs = sluice_host_counter (host, "sluice_fsyncs_total", NULL);
+  p.host = host;
+  p.who = who;
+  p.stream = "batch";
+  p.batch = make_batch (1, 100);
+  p.to_send = G_MAXUINT64;
+  p.max_inflight = appenders;
+  pump_fill (&p);
+  /* warm-up */
+  t0 = now_s ();
+  while (now_s () - t0 < 0.3)
+    g_main_context_iteration (NULL, TRUE);
+  acked0 = p.acked;
+  f0 = sluice_counter_get (fsyncs);
+  t0 = now_s ();
+  while ((t1 = now_s ()) - t0 < seconds)
+    g_main_context_iteration (NULL, TRUE);
+  {
+    guint64 acks = p.acked - acked0;
+    gint64 syncs = sluice_counter_get (fsyncs) - f0;
+    g_print ("group_appenders=%u group_acks_per_s=%.0f group_fsyncs_per_s=%.0f "
+             "group_acks_per_fsync=%.1f\n",
+             appenders, acks / (t1 - t0), syncs / (t1 - t0), syncs ? (double) acks / syncs : 0);
+  }
+  p.to_send = p.sent; /* stop refilling */
+  while (p.inflight > 0)
+    g_main_context_iteration (NULL, TRUE);
+  sluice_host_free (host);
+  g_bytes_unref (p.batch);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autofree char *dir = NULL;
+  gint64 volume_mib = 512;
+  double seconds = 3;
+  g_autofree char *only = NULL;
+  GOptionEntry entries[] = {
+    { "dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Scratch directory on the disk to measure", "DIR" },
+    { "volume-mib", 0, 0, G_OPTION_ARG_INT64, &volume_mib, "MiB written per volume run", "N" },
+    { "seconds", 0, 0, G_OPTION_ARG_DOUBLE, &seconds, "Length of timed loops", "S" },
+    { "only", 0, 0, G_OPTION_ARG_STRING, &only, "records|large|dd|group|fsync", "NAME" },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- Sluice append benchmark");
+  g_autoptr (GError) error = NULL;
+  struct rusage ru;
+
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    g_error ("%s", error->message);
+  sluice_log_setup ("warning");
+  if (!dir)
+    dir = g_dir_make_tmp ("sluice-bench-XXXXXX", &error);
+  g_mkdir_with_parents (dir, 0755);
+
+  if (!only || g_str_equal (only, "dd"))
+    run_dd (dir, volume_mib << 20);
+  if (!only || g_str_equal (only, "records"))
+    run_volume (dir, "records", 1000, 100, volume_mib << 20);
+  if (!only || g_str_equal (only, "large"))
+    run_volume (dir, "large", 1024, 1000, volume_mib << 20);
+  if (!only || g_str_equal (only, "fsync"))
+    run_fsync_rate (dir, seconds);
+  if (!only || g_str_equal (only, "group"))
+    run_group (dir, 64, seconds);
+  getrusage (RUSAGE_SELF, &ru);
+  g_print ("max_rss_kib=%ld\n", ru.ru_maxrss);
+  return 0;
+}

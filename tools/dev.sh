@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Sluice developer entry point, for a fresh Debian 12 machine (run as root).
+#
+#   tools/dev.sh start   install what is missing, build, start sluiced on
+#                        examples/quickstart.conf (foreground; Ctrl-C stops it)
+#   tools/dev.sh test    install what is missing, build, run the whole test
+#                        suite; ends with the line `N passed, N failed`
+#   tools/dev.sh deps    only install the Debian packages
+#
+# Environment: BUILD_DIR (default ./_build), JOBS (default: number of cores),
+# SANITIZERS=1 to also run the suite under ASan + UBSan (test only).
+# SPDX-License-Identifier: Apache-2.0
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$top/_build}
+jobs=${JOBS:-$(nproc)}
+
+# Build and test dependencies, all from Debian's registry.
+PACKAGES=(
+  build-essential autoconf automake libtool libltdl-dev pkg-config
+  libglib2.0-dev libjson-glib-dev libgnutls28-dev gnutls-bin
+  libsoup-3.0-dev glib-networking
+  python3 curl openssl ca-certificates
+)
+
+deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+configure_build() { # $1: build dir, rest: configure flags
+  local dir=$1; shift
+  (cd "$top" && { [ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi >/dev/null 2>&1; })
+  mkdir -p "$dir"
+  if [ ! -f "$dir/Makefile" ]; then
+    (cd "$dir" && "$top/configure" -q "$@")
+  fi
+  make -C "$dir" -j"$jobs" -s
+}
+
+# Count TAP results (one :test-result: line per test case) over a build dir.
+count_results() {
+  local dir=$1 pass fail skip
+  pass=$(cat $(find "$dir" -name '*.trs') /dev/null | grep -cE '^:test-result: (PASS|XFAIL)' || true)
+  fail=$(cat $(find "$dir" -name '*.trs') /dev/null | grep -cE '^:test-result: (FAIL|XPASS|ERROR)' || true)
+  skip=$(cat $(find "$dir" -name '*.trs') /dev/null | grep -cE '^:test-result: SKIP' || true)
+  echo "$pass $fail $skip"
+}
+
+run_suite() { # $1: build dir
+  local dir=$1 rc=0
+  find "$dir" -name '*.trs' -delete 2>/dev/null || true
+  make -C "$dir" -j"$jobs" -k check VERBOSE=1 >"$dir/check.out" 2>&1 || rc=$?
+  grep -E '^(PASS|FAIL|ERROR|SKIP|XFAIL|XPASS):' "$dir/check.out" | grep -vE '^PASS:' || true
+  return $rc
+}
+
+cmd=${1:-}
+case "$cmd" in
+  deps)
+    deps
+    ;;
+  start)
+    deps
+    configure_build "$build"
+    export SLUICE_PLUGIN_PATH="$build/plugins/storage-file:$build/plugins/auth-key:$build/plugins/transport-https"
+    cd "$top"
+    exec "$build/core/sluiced" --config examples/quickstart.conf
+    ;;
+  test)
+    deps
+    configure_build "$build"
+    rc=0
+    run_suite "$build" || rc=1
+    read -r pass fail skip < <(count_results "$build")
+    if [ "${SANITIZERS:-0}" = 1 ]; then
+      configure_build "$build-asan" --enable-sanitizers
+      ASAN_OPTIONS=detect_leaks=0 run_suite "$build-asan" || rc=1
+      read -r p2 f2 s2 < <(count_results "$build-asan")
+      pass=$((pass + p2)); fail=$((fail + f2)); skip=$((skip + s2))
+    fi
+    [ "$skip" -gt 0 ] && echo "skipped: $skip (not counted as passes)"
+    [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ] && fail=1 && echo "the build or a test driver failed; see $build/check.out"
+    echo "$pass passed, $fail failed"
+    [ "$fail" -eq 0 ]
+    ;;
+  *)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
