@@ -665,6 +665,85 @@ test_reload (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
 }
 
+typedef struct
+{
+  Fixture *f;
+  gint *stop;
+  gint allowed;
+  gint other;
+} Hammer;
+
+static gpointer
+hammer_thread (gpointer data)
+{
+  Hammer *h = data;
+
+  while (!g_atomic_int_get (h->stop))
+    {
+      SluicePrincipal *p = NULL;
+      GError *error = NULL;
+
+      if (run_password (h->f, "iothubowner", OWNER_KEY, &p, &error) == SLUICE_AUTH_ALLOW
+          && p != NULL && error == NULL)
+        g_atomic_int_inc (&h->allowed);
+      else
+        g_atomic_int_inc (&h->other);
+      g_clear_pointer (&p, sluice_principal_unref);
+      g_clear_error (&error);
+    }
+  return NULL;
+}
+
+/* Workers authenticate while the main thread swaps the policy table. */
+static void
+test_reload_concurrent (Fixture *f, gconstpointer data)
+{
+  g_autoptr (SluiceConfig) a = load_policies ("[policy.iothubowner]\n"
+                                              "primary-key = " OWNER_KEY "\n"
+                                              "[policy.service]\n"
+                                              "primary-key = " SERVICE_KEY "\n");
+  g_autoptr (SluiceConfig) b = load_policies ("[policy.iothubowner]\n"
+                                              "primary-key = " OWNER_KEY "\n");
+  Hammer hammers[4];
+  GThread *threads[G_N_ELEMENTS (hammers)];
+  gint stop = 0;
+  gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+  gboolean all_ran = FALSE;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (hammers); i++)
+    {
+      hammers[i] = (Hammer) { f, &stop, 0, 0 };
+      threads[i] = g_thread_new ("auth", hammer_thread, &hammers[i]);
+    }
+  /* At least 400 swaps, and on until every worker has been through a few
+   * authentications (threads may start late on a loaded machine). */
+  for (int i = 0; i < 400 || !all_ran; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_auto (GStrv) revoked = f->vtable->reload (f->self, i % 2 ? a : b, &error);
+      guint expected;
+
+      g_assert_no_error (error);
+      g_assert_nonnull (revoked);
+      /* The first swap changes both fixture policies; then even swaps
+       * drop `service` and odd ones bring it back. */
+      expected = i == 0 ? 2 : (i % 2 ? 0 : 1);
+      g_assert_cmpuint (g_strv_length (revoked), ==, expected);
+      all_ran = TRUE;
+      for (gsize j = 0; j < G_N_ELEMENTS (hammers); j++)
+        all_ran = all_ran && g_atomic_int_get (&hammers[j].allowed) >= 10;
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+    }
+  g_atomic_int_set (&stop, 1);
+  for (gsize i = 0; i < G_N_ELEMENTS (hammers); i++)
+    {
+      g_thread_join (threads[i]);
+      /* iothubowner never changed, so every attempt was allowed. */
+      g_assert_cmpint (hammers[i].other, ==, 0);
+      g_assert_cmpint (hammers[i].allowed, >=, 10);
+    }
+}
+
 /* Each bad [policy.x] stops create() with a message naming section and key,
  * never echoing a key. */
 static void
@@ -733,6 +812,7 @@ main (int argc, char **argv)
   ADD ("password/connection-string", test_connection_string_password);
   ADD ("tls-peer/defers", test_tls_peer_defers);
   ADD ("reload", test_reload);
+  ADD ("reload/concurrent", test_reload_concurrent);
 #undef ADD
   g_test_add ("/auth/key/max-token-lifetime", Fixture, NULL, fixture_setup_lifetime,
               test_max_token_lifetime, fixture_teardown);
