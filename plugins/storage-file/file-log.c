@@ -694,10 +694,14 @@ read_segment (FilePartition *p, FileSegment *seg, guint64 pos, guint64 end, gint
               gboolean *done, GError **error)
 {
   Window w = { seg, end, NULL, 0 };
-  guint64 want = MAX ((guint64) max_bytes, SLUICE_BATCH_HEADER_SIZE)
-                 + p->options->index_interval;
+  guint64 want = MAX ((guint64) max_bytes, SLUICE_BATCH_HEADER_SIZE);
   gint64 expected = -1;
   gboolean ok = TRUE;
+
+  /* The batch wanted is usually within one index interval of `pos`: one
+   * pread then covers the walk and the batches returned. */
+  want = want > G_MAXUINT64 - p->options->index_interval ? G_MAXUINT64
+                                                          : want + p->options->index_interval;
 
   /* Walk headers from the index entry to the batch holding `from`. */
   while (pos < end)
