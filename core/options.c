@@ -317,8 +317,10 @@ parse_one (SluiceConfig *config, const char *section, const SluiceOption *opt,
           {
             g_autoptr (GError) local = NULL;
             v = g_key_file_get_string (kf, section, opt->key, &local);
-            if (v == NULL)
+            /* GKeyFile may return the text and still report a bad escape. */
+            if (local != NULL)
               {
+                g_free (v);
                 sluice_config_set_error (error, SLUICE_CONFIG_ERROR_BAD_VALUE, path, section,
                                          opt->key, raw, "%s", local->message);
                 return FALSE;

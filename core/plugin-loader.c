@@ -9,6 +9,7 @@
 #include "plugin-loader-private.h"
 #include "config-private.h"
 
+#include <dlfcn.h>
 #include <gmodule.h>
 #include <ltdl.h>
 #include <string.h>
@@ -402,6 +403,52 @@ dir_candidate (const char *dir, const char *module)
   return NULL;
 }
 
+/* libltdl reports every failed open as "file not found"; the dynamic linker
+ * knows the real reason (bad ELF header, a missing library, an undefined
+ * symbol). Ask it directly, on the shared object the `.la` names. */
+static char *
+diagnose_open (const char *file)
+{
+  g_autofree char *so = NULL;
+  void *h;
+
+  if (g_str_has_suffix (file, ".la"))
+    {
+      g_autofree char *text = NULL;
+      g_autofree char *dlname = NULL;
+      g_autofree char *dir = g_path_get_dirname (file);
+      gboolean installed = TRUE;
+      g_auto (GStrv) lines = NULL;
+
+      if (!g_file_get_contents (file, &text, NULL, NULL))
+        return NULL;
+      lines = g_strsplit (text, "\n", -1);
+      for (gsize i = 0; lines[i] != NULL; i++)
+        {
+          if (g_str_has_prefix (lines[i], "dlname='"))
+            dlname = g_strndup (lines[i] + 8, strcspn (lines[i] + 8, "'"));
+          else if (g_str_has_prefix (lines[i], "installed=no"))
+            installed = FALSE;
+        }
+      if (dlname == NULL || *dlname == '\0')
+        return g_strdup ("the .la file names no shared object (dlname)");
+      so = installed ? g_build_filename (dir, dlname, NULL)
+                     : g_build_filename (dir, ".libs", dlname, NULL);
+      if (!g_file_test (so, G_FILE_TEST_EXISTS))
+        return g_strdup_printf ("%s is missing (rebuild or reinstall the plugin)", so);
+    }
+  else
+    so = g_strdup (file);
+
+  h = dlopen (so, RTLD_LAZY | RTLD_LOCAL);
+  if (h != NULL)
+    {
+      dlclose (h);
+      return NULL;
+    }
+  return g_strdup (dlerror ());
+}
+
 /* Open `file` (a `.la` or `.so` of module `<kind>-<name>`) and run every check. */
 static const SluicePlugin *
 load_file (SluicePluginLoader *loader, const char *file, SluicePluginKind kind,
@@ -409,7 +456,6 @@ load_file (SluicePluginLoader *loader, const char *file, SluicePluginKind kind,
 {
   g_autofree char *module = g_strdup_printf ("%s-%s", sluice_plugin_kind_to_string (kind), name);
   g_autofree char *symbol = query_symbol (module);
-  g_autofree char *stem = NULL;
   SluicePlugin *existing = g_hash_table_lookup (loader->by_module, module);
   SluicePluginQueryFunc query;
   const SluicePluginDescriptor *desc;
@@ -427,31 +473,26 @@ load_file (SluicePluginLoader *loader, const char *file, SluicePluginKind kind,
       return NULL;
     }
 
-  /* Hand libltdl the name without extension: it reads the `.la` (which in a
-   * build tree points into .libs/) and falls back to the shared object. */
-  stem = g_strdup (file);
-  if (g_str_has_suffix (stem, ".la"))
-    stem[strlen (stem) - 3] = '\0';
-  else if (g_str_has_suffix (stem, "." G_MODULE_SUFFIX))
-    stem[strlen (stem) - strlen ("." G_MODULE_SUFFIX)] = '\0';
-
-  if (lt_dladvise_init (&advise) != 0 || lt_dladvise_ext (&advise) != 0
-      || lt_dladvise_local (&advise) != 0)
+  /* The exact file: libltdl reads a `.la` (which in a build tree points
+   * into .libs/) or opens the shared object itself. Trying extensions would
+   * turn "bad ELF header" into "file not found". */
+  if (lt_dladvise_init (&advise) != 0 || lt_dladvise_local (&advise) != 0)
     {
       g_set_error (error, SLUICE_PLUGIN_ERROR, SLUICE_PLUGIN_ERROR_OPEN,
                    "%s: cannot load: %s", file, lt_dlerror ());
       lt_dladvise_destroy (&advise);
       return NULL;
     }
-  handle = lt_dlopenadvise (stem, advise);
+  handle = lt_dlopenadvise (file, advise);
   lt_dladvise_destroy (&advise);
   if (handle == NULL)
     {
-      const char *why = lt_dlerror ();
+      const char *lt_why = lt_dlerror ();
+      g_autofree char *why = diagnose_open (file);
       g_set_error (error, SLUICE_PLUGIN_ERROR, SLUICE_PLUGIN_ERROR_OPEN,
                    "%s: cannot load: %s; check that the file is a plugin built for this "
-                   "system and that the libraries it needs are installed (ldd)",
-                   file, why != NULL ? why : "unknown error");
+                   "system and that the libraries it needs are installed (ldd)", file,
+                   why != NULL ? why : lt_why != NULL ? lt_why : "unknown error");
       return NULL;
     }
 
