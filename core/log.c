@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 static GLogLevelFlags max_level = G_LOG_LEVEL_INFO;
+static gsize writer_set;
 
 static const char *
 level_name (GLogLevelFlags level)
@@ -64,5 +65,10 @@ sluice_log_setup (const char *level)
     max_level = G_LOG_LEVEL_CRITICAL;
   else if (g_str_equal (level, "notice") || g_str_equal (level, "message"))
     max_level = G_LOG_LEVEL_MESSAGE;
-  g_log_set_writer_func (log_writer, NULL, NULL);
+  /* GLib accepts one writer per process; later calls only change the level. */
+  if (g_once_init_enter (&writer_set))
+    {
+      g_log_set_writer_func (log_writer, NULL, NULL);
+      g_once_init_leave (&writer_set, 1);
+    }
 }
