@@ -60,6 +60,7 @@ struct _SluiceConnection {
   guint opened : 1;             /* connection_open returned a state */
   guint close_requested : 1;    /* what sluice_connection_is_closed says */
   guint closed_notified : 1;
+  guint released : 1;          /* uncounted: closed, notified, output flushed */
   guint gone : 1;
   guint dirty : 1;
   guint paused : 1;
@@ -169,18 +170,29 @@ conn_finish (SluiceConnection *conn)
   conn_mark_dirty (conn);
 }
 
+/* No longer counted (max-connections, sluice_io_count_connections, the wait
+ * of sluice_io_close_connections): connection_closed has run and nothing is
+ * left to send. A lingering socket only waits for the peer's FIN. */
 static void
-conn_gone (SluiceConnection *conn)
+conn_release (SluiceConnection *conn)
 {
   SluiceIo *io = conn->worker->io;
 
-  conn->gone = TRUE;
-  g_queue_unlink (&conn->worker->connections, &conn->link);
+  conn->released = TRUE;
   g_debug ("connection %" G_GUINT64_FORMAT " from %s on %s [transport.%s] closed", conn->id,
            conn->peer, conn->local, conn_transport_name (conn));
   g_atomic_int_add (&conn->listener->n_connections, -1);
   g_atomic_int_add (&io->n_connections, -1);
   sluice_io_notify_gone (io);
+}
+
+static void
+conn_gone (SluiceConnection *conn)
+{
+  if (!conn->released)
+    conn_release (conn);
+  conn->gone = TRUE;
+  g_queue_unlink (&conn->worker->connections, &conn->link);
   sluice_connection_unref (conn);   /* the worker's */
 }
 
@@ -236,6 +248,7 @@ conn_shutdown (SluiceConnection *conn)
   conn->want_write = FALSE;
   conn_set_timer (conn, LINGER_TIMEOUT_MS, linger_timeout);
   conn_update_interest (conn);
+  conn_mark_dirty (conn);   /* release it from the loop */
 }
 
 static void
@@ -861,6 +874,8 @@ conn_process (SluiceConnection *conn)
           conn->listener->vtable->connection_closed (state, conn);
         }
     }
+  if (conn->closed_notified && conn->state == CONN_LINGER && !conn->released)
+    conn_release (conn);
   if (conn->state == CONN_DONE && conn->closed_notified && !conn->gone)
     conn_gone (conn);
 }

@@ -164,7 +164,7 @@ sluice_tls_server_verify_peer (SluiceTlsServer *server, gnutls_session_t session
     return TRUE;
   if (gnutls_certificate_verification_status_print (status, GNUTLS_CRT_X509, &out, 0) >= 0)
     {
-      *reason = g_strndup ((const char *) out.data, out.size);
+      *reason = g_strstrip (g_strndup ((const char *) out.data, out.size));
       gnutls_free (out.data);
     }
   else
