@@ -15,3 +15,4 @@ core_libsluice_la_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS) -fvisibility=hidden \
 	-DG_LOG_DOMAIN=\"sluice\" -DSLUICE_PLUGINDIR=\"$(pluginsdir)\"
 core_libsluice_la_LIBADD = $(GLIB_LIBS) $(JSON_LIBS) $(GNUTLS_LIBS) $(LTDL_LIBS) -lm
 core_libsluice_la_LDFLAGS = -version-info 0:0:0 -no-undefined
+include core/sluicectl.mk
