@@ -31,10 +31,15 @@ def row(name, value, unit, peer="", ratio="", target=""):
 print()
 print(f"Medians of {runs} runs, {volume} MiB per volume run, same disk, same run:")
 print()
-print("| measurement | Sluice | peer (same run) | ratio | target |")
+print("| measurement | Sluice | peer (same run) | ratio (median of per-run ratios) | target |")
 print("|---|---|---|---|---|")
-r1 = m["records_mbps"] / m["dd_mbps"]
-r2 = m["large_mbps"] / m["dd_mbps"]
+# Each run pairs Sluice with dd on the same disk moments apart: the ratio is
+# taken per run, then the median of the ratios (the machine is shared and its
+# absolute numbers swing by 2x between runs).
+def ratio(a, b):
+    return statistics.median(x / y for x, y in zip(samples[a], samples[b]))
+r1 = ratio("records_mbps", "dd_mbps")
+r2 = ratio("large_mbps", "dd_mbps")
 row("100-byte records, batches of 1,000, `interval`, incl. final fsync",
     f"{m['records_mbps']:.0f} MB/s ({m['records_records_per_s']/1e6:.2f} M records/s)", "",
     f"dd bs=1M conv=fdatasync: {m['dd_mbps']:.0f} MB/s", f"{r1:.2f}", ">= 0.40")
@@ -43,7 +48,7 @@ row("1 MiB batches, `interval`, incl. final fsync", f"{m['large_mbps']:.0f} MB/s
 row("`batch`, 64 concurrent appenders", f"{m['group_acks_per_s']:.0f} acks/s, "
     f"{m['group_acks_per_fsync']:.1f} acks per fsync ({m['group_fsyncs_per_s']:.0f} fsyncs/s)", "",
     f"fdatasync rate: {m['fdatasync_per_s']:.0f}/s",
-    f"{m['group_acks_per_s']/m['fdatasync_per_s']:.1f} acks per raw fdatasync", "report")
+    f"{ratio('group_acks_per_s', 'fdatasync_per_s'):.1f}x the raw fdatasync rate", "report")
 print(f"\nmax RSS of the benchmark process: {m['max_rss_kib']/1024:.0f} MiB")
 ok = r1 >= 0.40 and r2 >= 0.80
 print("targets met" if ok else "TARGETS NOT MET")
