@@ -307,6 +307,67 @@ prepare_tls (SluiceHost *host, GError **error)
   return TRUE;
 }
 
+/* The quickstart's policy key is public (it is printed in the README): a hub
+ * that uses it may only listen on loopback. */
+#define DEVELOPMENT_KEY "c2x1aWNlLWRldmVsb3BtZW50LW9ubHkta2V5LTAwMDE="
+
+static gboolean
+address_is_loopback (const char *address)
+{
+  g_autofree char *host = NULL;
+  const char *colon;
+
+  if (address[0] == '[')
+    {
+      const char *end = strchr (address, ']');
+      host = end ? g_strndup (address + 1, end - address - 1) : g_strdup (address);
+    }
+  else
+    {
+      colon = strrchr (address, ':');
+      host = colon ? g_strndup (address, colon - address) : g_strdup (address);
+    }
+  return g_str_has_prefix (host, "127.") || g_str_equal (host, "::1")
+         || g_ascii_strcasecmp (host, "localhost") == 0;
+}
+
+static gboolean
+check_development_key (SluiceHost *host, GError **error)
+{
+  g_auto (GStrv) groups = g_key_file_get_groups (host->config->keyfile, NULL);
+  const char *policy = NULL;
+
+  for (guint i = 0; groups[i] && !policy; i++)
+    {
+      g_autofree char *k1 = NULL, *k2 = NULL;
+      if (!g_str_has_prefix (groups[i], "policy."))
+        continue;
+      k1 = g_key_file_get_string (host->config->keyfile, groups[i], "primary-key", NULL);
+      k2 = g_key_file_get_string (host->config->keyfile, groups[i], "secondary-key", NULL);
+      if ((k1 && g_str_equal (g_strstrip (k1), DEVELOPMENT_KEY))
+          || (k2 && g_str_equal (g_strstrip (k2), DEVELOPMENT_KEY)))
+        policy = groups[i];
+    }
+  if (!policy)
+    return TRUE;
+  for (guint i = 0; i < host->transports->len; i++)
+    {
+      SluiceConfigTransport *ct = ((HostTransport *) host->transports->pdata[i])->config;
+      for (int tls = 0; tls < 2; tls++)
+        for (char **a = tls ? ct->tls_listen : ct->listen; a && *a; a++)
+          if (!address_is_loopback (*a))
+            {
+              g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_FAILED,
+                           "%s: [%s] uses the public development key, so the hub may only "
+                           "listen on loopback, but [transport.%s] listens on %s: set a key of "
+                           "your own (32 random bytes, base64)",
+                           host->config->path, policy, ct->name, *a);
+              return FALSE;
+            }
+    }
+  return TRUE;
+}
+
 static gboolean
 expiry_tick (gpointer data);
 static gboolean
@@ -327,7 +388,7 @@ sluice_host_start (SluiceHost *host, GError **error)
                    "cannot create data directory %s: %s", host->data_dir, g_strerror (errno));
       return FALSE;
     }
-  if (!lock_data_dir (host, error))
+  if (!check_development_key (host, error) || !lock_data_dir (host, error))
     return FALSE;
 
   /* Storage and its recovery come before anything can connect. */

@@ -667,6 +667,39 @@ test_shrink_refused (void)
   rm_rf (dir);
 }
 
+/* The quickstart's public key may only be used on loopback listeners. */
+static void
+test_development_key (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("sluice-host-XXXXXX", &error);
+  const char *dev = "[policy.dev]\nprimary-key = c2x1aWNlLWRldmVsb3BtZW50LW9ubHkta2V5LTAwMDE=\n"
+                    "rights = Send\n";
+  g_autofree char *open_text = g_strconcat (dev, "[transport.l]\nplugin = lines\n"
+                                            "listen = 0.0.0.0:0\nstream = events\n", NULL);
+  g_autofree char *text = config_text (dir, open_text);
+  SluiceConfig *config = sluice_config_load_from_data ("test.conf", text, &error);
+  SluiceHost *host;
+
+  g_assert_no_error (error);
+  host = sluice_host_new (config, &error);
+  g_assert_no_error (error);
+  g_assert_false (sluice_host_start (host, &error));
+  g_assert_nonnull (strstr (error->message, "development key"));
+  g_assert_nonnull (strstr (error->message, "0.0.0.0:0"));
+  sluice_host_free (host);
+  g_clear_error (&error);
+
+  /* On loopback it is accepted. */
+  {
+    g_autofree char *lo = g_strconcat (dev, "[transport.l]\nplugin = lines\n"
+                                       "listen = 127.0.0.1:0\nstream = events\n", NULL);
+    host = start_host (dir, lo);
+    sluice_host_free (host);
+  }
+  rm_rf (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -685,5 +718,6 @@ main (int argc, char **argv)
   ADD ("/host/registry", test_registry);
   g_test_add_func ("/host/device-json", test_device_json);
   g_test_add_func ("/host/partitions-never-shrink", test_shrink_refused);
+  g_test_add_func ("/host/development-key-loopback-only", test_development_key);
   return g_test_run ();
 }
