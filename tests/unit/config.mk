@@ -12,7 +12,7 @@ tests_unit_test_loader_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFIXTURE_BUILDDIR=\"$(abs_top_builddir)/tests/unit/plugins\"
 tests_unit_test_loader_LDADD = $(top_builddir)/core/libsluice.la $(GLIB_LIBS)
 # The loader tests open the fixtures, so they must exist first.
-tests/unit/test-loader.log: $(loader_fixtures)
+EXTRA_tests_unit_test_loader_DEPENDENCIES = $(loader_fixtures)
 
 # Fixture plugins: one source (tests/unit/plugins/fixture.c), one module per
 # refusal the loader knows, plus good ones. They do not link libsluice.
