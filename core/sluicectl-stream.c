@@ -245,7 +245,8 @@ send_run (Ctl *ctl, const CtlCommand *command, int argc, char **argv, GError **e
 
   CtlRequest request = {
     .method = "POST", .path = path, .query = query, .token = token, .subject = subject,
-    .content_type = content_type != NULL ? content_type : "application/octet-stream",
+    /* No type unless given: the hub would keep it as the message's. */
+    .content_type = content_type,
     .body = body, .headers = (const char *const *) headers->pdata,
   };
   answer = ctl_call (ctl, &request, error);

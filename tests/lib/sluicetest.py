@@ -159,6 +159,10 @@ def find_sluice_dump():
     return _find_program("SLUICE_DUMP", ["tests/tools/sluice-dump"])
 
 
+def find_sluicectl():
+    return _find_program("SLUICECTL", ["core/sluicectl"])
+
+
 def plugin_path(extra=()):
     """SLUICE_PLUGIN_PATH for the build tree, always with tests/plugins."""
     parts = [p for p in os.environ.get("SLUICE_PLUGIN_PATH", "").split(":") if p]
