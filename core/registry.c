@@ -30,21 +30,8 @@ sluice_device_id_is_valid (const char *id)
 gboolean
 sluice_stream_name_is_valid (const char *name)
 {
-  static const char *const reserved[] = { "devices", "twins", "messages", "files",
-                                          "healthz", "metrics", "jobs", NULL };
-  gsize n;
-
-  if (!name)
-    return FALSE;
-  n = strlen (name);
-  if (n < 1 || n > 255 || name[0] == '$' || name[0] == '_')
-    return FALSE;
-  for (const char *c = name; *c; c++)
-    if (!g_ascii_isalnum (*c) && *c != '.' && *c != '_' && *c != '-')
-      return FALSE;
-  if (g_str_equal (name, ".") || g_str_equal (name, ".."))
-    return FALSE;
-  return !g_strv_contains (reserved, name);
+  /* One rule, with the reasons, lives beside the config parser. */
+  return sluice_config_stream_name_check (name, NULL);
 }
 
 /* --- SluiceDevice --- */
