@@ -413,7 +413,10 @@ test_segment_roll (Fixture *f, gconstpointer data)
   g_assert_cmpint (new_first, >, 0);
   g_assert_cmpint (new_first, <=, 40);
   g_assert_cmpuint (count_segments (f, &log0), <, segments);
-  g_assert_true (g_file_test (segment_path (f, &log0, new_first, ".log"), G_FILE_TEST_EXISTS));
+  {
+    g_autofree char *path = segment_path (f, &log0, new_first, ".log");
+    g_assert_true (g_file_test (path, G_FILE_TEST_EXISTS));
+  }
   g_assert_true (f->vt->log_bounds (f->store, &log0, &first, &next, &error));
   g_assert_cmpint (first, ==, new_first);
   g_assert_cmpint (next, ==, 84);
