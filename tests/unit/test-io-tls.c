@@ -424,6 +424,70 @@ test_handshake_timeout (void)
   certs_clear (&c);
 }
 
+/* Interop: OpenSSL's client verifies our certificate, sends a client
+ * certificate and its bytes come back. */
+static void
+test_openssl_client (void)
+{
+  TestTransport t;
+  Certs c, client;
+  SluiceListenSpec spec = { .tls = TRUE };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autofree char *out = NULL, *err = NULL, *openssl = g_find_program_in_path ("openssl");
+  g_autofree char *client_pem = NULL;
+  gsize client_len;
+  gnutls_datum_t d;
+  gnutls_x509_crt_t crt;
+  gnutls_datum_t der;
+
+  if (openssl == NULL)
+    g_error ("openssl not found: install the Debian package openssl");
+  certs_init (&c);
+  certs_init (&client);
+  spec.tls_cert = c.cert;
+  spec.tls_key = c.key;
+  test_transport_init (&t, 1, MODE_ECHO);
+  test_transport_listen (&t, "127.0.0.1:0", &spec);
+
+  proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                           | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error,
+                           openssl, "s_client", "-connect", t.bound, "-servername", "localhost",
+                           "-verify_hostname", "localhost", "-CAfile", c.cert,
+                           "-verify_return_error", "-cert", client.cert, "-key", client.key,
+                           "-quiet", "-no_ign_eof", NULL);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_communicate_utf8 (proc, "ping over openssl\n", NULL, &out, &err,
+                                                &error));
+  g_assert_no_error (error);
+  g_test_message ("openssl: %s", err);
+  g_assert_true (g_subprocess_get_successful (proc));
+  /* -no_ign_eof: it hangs up at the end of its input, perhaps before the
+   * echo came back; the handshake and the certificate are what count. */
+  TEST_WAIT (&t, t.opened == 1);
+  TEST_WAIT (&t, t.closed == 1);
+
+  g_assert_true (g_file_get_contents (client.cert, &client_pem, &client_len, NULL));
+  d.data = (unsigned char *) client_pem;
+  d.size = client_len;
+  g_assert_cmpint (gnutls_x509_crt_init (&crt), ==, 0);
+  g_assert_cmpint (gnutls_x509_crt_import (crt, &d, GNUTLS_X509_FMT_PEM), ==, 0);
+  g_assert_cmpint (gnutls_x509_crt_export2 (crt, GNUTLS_X509_FMT_DER, &der), ==, 0);
+  g_mutex_lock (&t.lock);
+  g_assert_true (t.last_tls);
+  g_assert_nonnull (t.last_certs);
+  g_assert_cmpuint (t.last_certs->len, ==, 1);
+  g_assert_cmpmem (g_bytes_get_data (g_ptr_array_index (t.last_certs, 0), NULL),
+                   g_bytes_get_size (g_ptr_array_index (t.last_certs, 0)), der.data, der.size);
+  g_mutex_unlock (&t.lock);
+  gnutls_free (der.data);
+  gnutls_x509_crt_deinit (crt);
+
+  test_transport_clear (&t);
+  certs_clear (&c);
+  certs_clear (&client);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -437,5 +501,6 @@ main (int argc, char **argv)
   g_test_add_func ("/io/tls/client-cert-rejected", test_client_cert_rejected);
   g_test_add_func ("/io/tls/plaintext-client", test_plaintext_client);
   g_test_add_func ("/io/tls/handshake-timeout", test_handshake_timeout);
+  g_test_add_func ("/io/tls/openssl-client", test_openssl_client);
   return g_test_run ();
 }
