@@ -3,12 +3,13 @@
  * Life of a connection:
  *   HANDSHAKE (TLS only) → OPEN → FLUSHING (close requested, output left)
  *   → LINGER (our FIN sent, reading until the peer's) → DONE (fd closed)
- * and, once DONE and connection_closed has been called, it is "gone": off
- * the worker's list and uncounted. Everything that would call back into the
+ * It stops being counted once connection_closed has run and nothing is left
+ * to send (LINGER or DONE), and is "gone" (off the worker's list, the
+ * worker's ref dropped) once DONE too. Everything that would call back into the
  * transport from inside a sluice_connection_* call (closed, drained, input
  * after resume) is deferred to the worker's post-dispatch step.
  * SPDX-License-Identifier: Apache-2.0 */
-#include "io-internal.h"
+#include "connection-internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -17,14 +18,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #define DEFAULT_MAX_INPUT (1024 * 1024 + 64 * 1024)
-#define HIGH_WATER (4 * 1024 * 1024)
-#define LOW_WATER (1024 * 1024)
-/* Write calls per flush before other sockets get a turn; EPOLLOUT (level)
- * brings us back at once when more can be written. */
-#define FLUSH_ROUNDS 8
 /* A graceful close gives the peer this long to read what is queued ... */
 #define FLUSH_TIMEOUT_MS 30000
 /* ... and then this long to answer our FIN with its own, so that our
@@ -34,73 +29,16 @@
 /* Input buffers that grew past this are freed when emptied. */
 #define INPUT_KEEP (64 * 1024)
 
-#ifndef IOV_MAX
-#define IOV_MAX 1024
-#endif
-
-typedef enum {
-  CONN_HANDSHAKE,
-  CONN_OPEN,
-  CONN_FLUSHING,
-  CONN_LINGER,
-  CONN_DONE,
-} ConnState;
-
-struct _SluiceConnection {
-  SluiceEpollWatch watch;
-  gint ref_count;               /* atomic */
-  guint64 id;
-  SluiceIoWorker *worker;
-  SluiceListener *listener;     /* a ref */
-  int fd;
-  ConnState state;
-  gpointer conn_state;          /* what connection_open returned */
-  GList link;                   /* in worker->connections */
-
-  guint opened : 1;             /* connection_open returned a state */
-  guint close_requested : 1;    /* what sluice_connection_is_closed says */
-  guint closed_notified : 1;
-  guint released : 1;          /* uncounted: closed, notified, output flushed */
-  guint gone : 1;
-  guint dirty : 1;
-  guint paused : 1;
-  guint want_write : 1;         /* socket full: waiting for EPOLLOUT */
-  guint want_read : 1;          /* deferred read / re-delivery of leftover input */
-  guint handshake_writes : 1;   /* the handshake waits for EPOLLOUT */
-  guint peer_eof : 1;
-  guint congested : 1;
-  guint in_input : 1;           /* inside connection_input: `input` is lent out */
-
-  GByteArray *input;            /* unconsumed input; NULL while there is none */
-  gsize input_peak;
-  gsize max_input;
-
-  GQueue output;                /* GBytes */
-  gsize out_offset;             /* bytes of the head chunk already written */
-  gsize pending;
-  gsize tls_retry_len;          /* a record send to repeat after GNUTLS_E_AGAIN */
-
-  char *peer;
-  char *local;
-  gnutls_session_t tls;
-  GPtrArray *peer_certs;
-  GSource *timer;               /* handshake, flush or linger deadline */
-};
-
-static void conn_close_internal (SluiceConnection *conn, gboolean abort);
-static void conn_update_interest (SluiceConnection *conn);
-static void conn_flush (SluiceConnection *conn);
-
 static guint64 next_connection_id = 1;
 
-static const char *
-conn_transport_name (SluiceConnection *conn)
+const char *
+sluice_conn_transport_name (SluiceConnection *conn)
 {
   return conn->listener->transport_name;
 }
 
-static void
-conn_mark_dirty (SluiceConnection *conn)
+void
+sluice_conn_mark_dirty (SluiceConnection *conn)
 {
   if (conn->dirty || conn->gone)
     return;
@@ -129,18 +67,6 @@ conn_set_timer (SluiceConnection *conn, guint ms, GSourceFunc func)
   g_source_attach (conn->timer, conn->worker->context);
 }
 
-static void
-conn_drop_output (SluiceConnection *conn)
-{
-  GBytes *bytes;
-
-  while ((bytes = g_queue_pop_head (&conn->output)) != NULL)
-    g_bytes_unref (bytes);
-  conn->out_offset = 0;
-  conn->pending = 0;
-  conn->tls_retry_len = 0;
-}
-
 /* Close the socket; the connection is DONE (but not gone before its
  * connection_closed has run). */
 static void
@@ -162,12 +88,12 @@ conn_finish (SluiceConnection *conn)
       close (conn->fd);
       conn->fd = -1;
     }
-  conn_drop_output (conn);
+  sluice_conn_drop_output (conn);
   /* An abort from inside connection_input must not free the bytes the
    * transport is still looking at; conn_deliver frees them after. */
   if (!conn->in_input)
     g_clear_pointer (&conn->input, g_byte_array_unref);
-  conn_mark_dirty (conn);
+  sluice_conn_mark_dirty (conn);
 }
 
 /* No longer counted (max-connections, sluice_io_count_connections, the wait
@@ -180,7 +106,7 @@ conn_release (SluiceConnection *conn)
 
   conn->released = TRUE;
   g_debug ("connection %" G_GUINT64_FORMAT " from %s on %s [transport.%s] closed", conn->id,
-           conn->peer, conn->local, conn_transport_name (conn));
+           conn->peer, conn->local, sluice_conn_transport_name (conn));
   g_atomic_int_add (&conn->listener->n_connections, -1);
   g_atomic_int_add (&io->n_connections, -1);
   sluice_io_notify_gone (io);
@@ -214,7 +140,7 @@ flush_timeout (gpointer data)
   g_clear_pointer (&conn->timer, g_source_unref);
   g_message ("connection %" G_GUINT64_FORMAT " from %s [transport.%s]: %" G_GSIZE_FORMAT
              " bytes still unsent %u s after close; dropping them",
-             conn->id, conn->peer, conn_transport_name (conn), conn->pending,
+             conn->id, conn->peer, sluice_conn_transport_name (conn), conn->pending,
              FLUSH_TIMEOUT_MS / 1000);
   conn_finish (conn);
   return G_SOURCE_REMOVE;
@@ -227,14 +153,14 @@ handshake_timeout (gpointer data)
 
   g_clear_pointer (&conn->timer, g_source_unref);
   g_message ("TLS handshake with %s on %s [transport.%s] timed out", conn->peer, conn->local,
-             conn_transport_name (conn));
-  conn_close_internal (conn, TRUE);
+             sluice_conn_transport_name (conn));
+  sluice_conn_close_internal (conn, TRUE);
   return G_SOURCE_REMOVE;
 }
 
 /* All output is written: send our FIN and wait for the peer's. */
-static void
-conn_shutdown (SluiceConnection *conn)
+void
+sluice_conn_shutdown (SluiceConnection *conn)
 {
   if (conn->tls != NULL)
     /* close_notify; the socket just drained, so it fits. */
@@ -247,19 +173,19 @@ conn_shutdown (SluiceConnection *conn)
   conn->state = CONN_LINGER;
   conn->want_write = FALSE;
   conn_set_timer (conn, LINGER_TIMEOUT_MS, linger_timeout);
-  conn_update_interest (conn);
-  conn_mark_dirty (conn);   /* release it from the loop */
+  sluice_conn_update_interest (conn);
+  sluice_conn_mark_dirty (conn);   /* release it from the loop */
 }
 
-static void
-conn_close_internal (SluiceConnection *conn, gboolean abort)
+void
+sluice_conn_close_internal (SluiceConnection *conn, gboolean abort)
 {
   if (conn->state == CONN_DONE)
     return;
   if (!conn->close_requested)
     {
       conn->close_requested = TRUE;
-      conn_mark_dirty (conn);    /* connection_closed, from the loop */
+      sluice_conn_mark_dirty (conn);    /* connection_closed, from the loop */
     }
   if (abort || conn->state == CONN_HANDSHAKE || conn->fd < 0)
     {
@@ -271,13 +197,13 @@ conn_close_internal (SluiceConnection *conn, gboolean abort)
       conn->state = CONN_FLUSHING;
       conn_set_timer (conn, FLUSH_TIMEOUT_MS, flush_timeout);
       /* The flush (and the shutdown once empty) runs from the loop. */
-      conn_mark_dirty (conn);
+      sluice_conn_mark_dirty (conn);
     }
-  conn_update_interest (conn);
+  sluice_conn_update_interest (conn);
 }
 
-static void
-conn_update_interest (SluiceConnection *conn)
+void
+sluice_conn_update_interest (SluiceConnection *conn)
 {
   g_autoptr(GError) error = NULL;
   guint32 events = 0;
@@ -306,182 +232,22 @@ conn_update_interest (SluiceConnection *conn)
   if (!sluice_epoll_source_modify (conn->worker->epoll, &conn->watch, events, &error))
     {
       g_message ("connection %" G_GUINT64_FORMAT " from %s [transport.%s]: %s", conn->id,
-                 conn->peer, conn_transport_name (conn), error->message);
-      conn_close_internal (conn, TRUE);
+                 conn->peer, sluice_conn_transport_name (conn), error->message);
+      sluice_conn_close_internal (conn, TRUE);
     }
 }
 
-static void
-conn_log_io_error (SluiceConnection *conn, const char *what, int err, const char *message)
+void
+sluice_conn_log_io_error (SluiceConnection *conn, const char *what, int err, const char *message)
 {
   /* A peer resetting the connection is routine; anything else is worth a
    * line at the default level. */
   if (err == ECONNRESET || err == EPIPE)
     g_debug ("connection %" G_GUINT64_FORMAT " from %s [transport.%s]: %s: %s", conn->id,
-             conn->peer, conn_transport_name (conn), what, message);
+             conn->peer, sluice_conn_transport_name (conn), what, message);
   else
     g_message ("connection %" G_GUINT64_FORMAT " from %s [transport.%s]: %s: %s", conn->id,
-               conn->peer, conn_transport_name (conn), what, message);
-}
-
-/* --- output --- */
-
-static void
-conn_consume_output (SluiceConnection *conn, gsize n)
-{
-  conn->pending -= n;
-  while (n > 0)
-    {
-      GBytes *head = g_queue_peek_head (&conn->output);
-      gsize left = g_bytes_get_size (head) - conn->out_offset;
-
-      if (n < left)
-        {
-          conn->out_offset += n;
-          return;
-        }
-      n -= left;
-      conn->out_offset = 0;
-      g_bytes_unref (g_queue_pop_head (&conn->output));
-    }
-}
-
-/* 0, EAGAIN or an errno. */
-static int
-conn_send_plain (SluiceConnection *conn, gsize *sent)
-{
-  struct iovec iov[IOV_MAX];
-  struct msghdr msg = { 0 };
-  gsize offset = conn->out_offset;
-  int n = 0;
-  ssize_t rc;
-
-  for (GList *l = conn->output.head; l != NULL && n < IOV_MAX; l = l->next)
-    {
-      gsize size;
-      const guint8 *data = g_bytes_get_data (l->data, &size);
-
-      iov[n].iov_base = (void *) (data + offset);
-      iov[n].iov_len = size - offset;
-      offset = 0;
-      n++;
-    }
-  msg.msg_iov = iov;
-  msg.msg_iovlen = n;
-  do
-    rc = sendmsg (conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-  while (rc < 0 && errno == EINTR);
-  if (rc < 0)
-    return errno == EWOULDBLOCK ? EAGAIN : errno;
-  *sent = rc;
-  return 0;
-}
-
-/* 0, GNUTLS_E_AGAIN or another GnuTLS error. */
-static int
-conn_send_tls (SluiceConnection *conn, gsize *sent)
-{
-  /* After GNUTLS_E_AGAIN GnuTLS wants the same data again; the head of the
-   * queue has not moved, so the same length gives the same bytes. */
-  gsize len = conn->tls_retry_len != 0 ? conn->tls_retry_len
-                                       : MIN (conn->pending, SLUICE_IO_TLS_RECORD);
-  GBytes *head = g_queue_peek_head (&conn->output);
-  gsize head_size;
-  const guint8 *head_data = g_bytes_get_data (head, &head_size);
-  const guint8 *data;
-  ssize_t rc;
-
-  if (head_size - conn->out_offset >= len)
-    data = head_data + conn->out_offset;
-  else
-    {
-      /* Small chunks are assembled into one record rather than one record each. */
-      gsize copied = 0, offset = conn->out_offset;
-
-      for (GList *l = conn->output.head; l != NULL && copied < len; l = l->next)
-        {
-          gsize size;
-          const guint8 *chunk = g_bytes_get_data (l->data, &size);
-          gsize take = MIN (size - offset, len - copied);
-
-          memcpy (conn->worker->tls_out + copied, chunk + offset, take);
-          copied += take;
-          offset = 0;
-        }
-      data = conn->worker->tls_out;
-    }
-  do
-    rc = gnutls_record_send (conn->tls, data, len);
-  while (rc == GNUTLS_E_INTERRUPTED);
-  if (rc == GNUTLS_E_AGAIN)
-    {
-      conn->tls_retry_len = len;
-      return GNUTLS_E_AGAIN;
-    }
-  if (rc < 0)
-    return (int) rc;
-  conn->tls_retry_len = 0;
-  *sent = rc;
-  return 0;
-}
-
-static void
-conn_flush (SluiceConnection *conn)
-{
-  if (conn->state != CONN_OPEN && conn->state != CONN_FLUSHING)
-    return;
-
-  for (int round = 0; conn->pending > 0 && round < FLUSH_ROUNDS; round++)
-    {
-      gsize sent = 0;
-      int rc;
-
-      if (conn->tls != NULL)
-        {
-          rc = conn_send_tls (conn, &sent);
-          if (rc == GNUTLS_E_AGAIN)
-            break;
-          if (rc < 0)
-            {
-              conn_log_io_error (conn, "TLS write failed",
-                                 rc == GNUTLS_E_PUSH_ERROR ? EPIPE : 0, gnutls_strerror (rc));
-              conn_close_internal (conn, TRUE);
-              return;
-            }
-        }
-      else
-        {
-          rc = conn_send_plain (conn, &sent);
-          if (rc == EAGAIN)
-            break;
-          if (rc != 0)
-            {
-              conn_log_io_error (conn, "write failed", rc, g_strerror (rc));
-              conn_close_internal (conn, TRUE);
-              return;
-            }
-        }
-      conn_consume_output (conn, sent);
-    }
-  /* Either the socket is full or the round budget is spent: both resume on
-   * EPOLLOUT. */
-  conn->want_write = conn->pending > 0;
-
-  if (conn->congested && conn->pending < LOW_WATER)
-    {
-      conn->congested = FALSE;
-      if (conn->opened && !conn->close_requested
-          && conn->listener->vtable->connection_drained != NULL)
-        {
-          conn->listener->vtable->connection_drained (conn->conn_state, conn);
-          /* What it wrote is flushed from the loop (conn_mark_dirty). */
-        }
-    }
-
-  if (conn->state == CONN_FLUSHING && conn->pending == 0)
-    conn_shutdown (conn);
-  else
-    conn_update_interest (conn);
+               conn->peer, sluice_conn_transport_name (conn), what, message);
 }
 
 /* --- input --- */
@@ -530,7 +296,7 @@ conn_deliver (SluiceConnection *conn, const guint8 *fresh, gsize n)
     {
       g_warning ("connection %" G_GUINT64_FORMAT " [transport.%s]: connection_input consumed %"
                  G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes", conn->id,
-                 conn_transport_name (conn), consumed, len);
+                 sluice_conn_transport_name (conn), consumed, len);
       consumed = len;
     }
   rest = len - consumed;
@@ -566,9 +332,9 @@ conn_deliver (SluiceConnection *conn, const guint8 *fresh, gsize n)
     {
       g_message ("connection %" G_GUINT64_FORMAT " from %s [transport.%s]: %" G_GSIZE_FORMAT
                  " bytes of unconsumed input exceed the limit of %" G_GSIZE_FORMAT
-                 "; closing", conn->id, conn->peer, conn_transport_name (conn), rest,
+                 "; closing", conn->id, conn->peer, sluice_conn_transport_name (conn), rest,
                  conn->max_input);
-      conn_close_internal (conn, FALSE);
+      sluice_conn_close_internal (conn, FALSE);
     }
 }
 
@@ -610,7 +376,7 @@ conn_read (SluiceConnection *conn)
             }
           else
             {
-              conn_log_io_error (conn, "TLS read failed",
+              sluice_conn_log_io_error (conn, "TLS read failed",
                                  rc == GNUTLS_E_PULL_ERROR ? ECONNRESET : 0,
                                  gnutls_strerror (rc));
               failed = TRUE;
@@ -636,7 +402,7 @@ conn_read (SluiceConnection *conn)
           else if (errno != EAGAIN && errno != EWOULDBLOCK)
             {
               int saved = errno;
-              conn_log_io_error (conn, "read failed", saved, g_strerror (saved));
+              sluice_conn_log_io_error (conn, "read failed", saved, g_strerror (saved));
               failed = TRUE;
             }
           break;
@@ -653,17 +419,17 @@ conn_read (SluiceConnection *conn)
       && gnutls_record_check_pending (conn->tls) > 0)
     {
       conn->want_read = TRUE;
-      conn_mark_dirty (conn);
+      sluice_conn_mark_dirty (conn);
     }
   if (failed)
-    conn_close_internal (conn, TRUE);
+    sluice_conn_close_internal (conn, TRUE);
   else if (eof)
     {
       g_debug ("connection %" G_GUINT64_FORMAT " from %s [transport.%s]: peer closed",
-               conn->id, conn->peer, conn_transport_name (conn));
+               conn->id, conn->peer, sluice_conn_transport_name (conn));
       conn->peer_eof = TRUE;
       /* What is queued still goes out: the peer may only have half-closed. */
-      conn_close_internal (conn, FALSE);
+      sluice_conn_close_internal (conn, FALSE);
     }
 }
 
@@ -698,15 +464,15 @@ conn_open_transport (SluiceConnection *conn)
   if (state == NULL)
     {
       g_debug ("connection %" G_GUINT64_FORMAT " from %s refused by [transport.%s]", conn->id,
-               conn->peer, conn_transport_name (conn));
-      conn_close_internal (conn, FALSE);
+               conn->peer, sluice_conn_transport_name (conn));
+      sluice_conn_close_internal (conn, FALSE);
       return;
     }
   conn->opened = TRUE;
   conn->conn_state = state;
   if (conn->pending > 0)
-    conn_flush (conn);
-  conn_update_interest (conn);
+    sluice_conn_flush (conn);
+  sluice_conn_update_interest (conn);
 }
 
 static void
@@ -722,14 +488,14 @@ conn_handshake (SluiceConnection *conn)
   if (rc == GNUTLS_E_AGAIN || (rc < 0 && !gnutls_error_is_fatal (rc)))
     {
       conn->handshake_writes = gnutls_record_get_direction (conn->tls) == 1;
-      conn_update_interest (conn);
+      sluice_conn_update_interest (conn);
       return;
     }
   if (rc < 0)
     {
       g_message ("TLS handshake with %s on %s [transport.%s] failed: %s", conn->peer,
-                 conn->local, conn_transport_name (conn), gnutls_strerror (rc));
-      conn_close_internal (conn, TRUE);
+                 conn->local, sluice_conn_transport_name (conn), gnutls_strerror (rc));
+      sluice_conn_close_internal (conn, TRUE);
       return;
     }
 
@@ -737,8 +503,8 @@ conn_handshake (SluiceConnection *conn)
   if (!sluice_tls_server_verify_peer (conn->listener->tls, conn->tls, &reason))
     {
       g_message ("TLS client certificate of %s on %s [transport.%s] rejected: %s", conn->peer,
-                 conn->local, conn_transport_name (conn), reason);
-      conn_close_internal (conn, TRUE);
+                 conn->local, sluice_conn_transport_name (conn), reason);
+      sluice_conn_close_internal (conn, TRUE);
       return;
     }
   conn->peer_certs = sluice_tls_session_get_peer_certs (conn->tls);
@@ -756,7 +522,7 @@ conn_handshake (SluiceConnection *conn)
   if (conn->state == CONN_OPEN && gnutls_record_check_pending (conn->tls) > 0)
     {
       conn->want_read = TRUE;
-      conn_mark_dirty (conn);
+      sluice_conn_mark_dirty (conn);
     }
 }
 
@@ -773,17 +539,17 @@ conn_ready (gpointer user_data, guint32 events)
     case CONN_OPEN:
     case CONN_FLUSHING:
       if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && conn->pending > 0)
-        conn_flush (conn);
+        sluice_conn_flush (conn);
       if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && conn->state == CONN_OPEN
           && !conn->paused)
         conn_read (conn);
       else if ((events & (EPOLLERR | EPOLLHUP)) && conn->pending == 0
                && conn->state != CONN_DONE)
         /* Nothing to read or write would notice the error. */
-        conn_close_internal (conn, TRUE);
+        sluice_conn_close_internal (conn, TRUE);
       /* Writes made by the input callback go out now, in one writev. */
       if (conn->pending > 0 && !conn->want_write)
-        conn_flush (conn);
+        sluice_conn_flush (conn);
       break;
     case CONN_LINGER:
       conn_linger_read (conn);
@@ -792,7 +558,7 @@ conn_ready (gpointer user_data, guint32 events)
       break;
     }
   if (conn->state != CONN_DONE)
-    conn_update_interest (conn);
+    sluice_conn_update_interest (conn);
   sluice_connection_unref (conn);
 }
 
@@ -838,7 +604,7 @@ sluice_connection_accept (SluiceIoWorker *worker, SluiceListener *listener, int 
         {
           g_warning ("connection %" G_GUINT64_FORMAT " from %s [transport.%s]: %s", conn->id,
                      conn->peer, listener->transport_name, error->message);
-          conn_close_internal (conn, TRUE);
+          sluice_conn_close_internal (conn, TRUE);
           return;
         }
       conn_set_timer (conn, worker->io->handshake_timeout_ms, handshake_timeout);
@@ -860,9 +626,9 @@ conn_process (SluiceConnection *conn)
   if (conn->state == CONN_OPEN || conn->state == CONN_FLUSHING)
     {
       if (conn->pending > 0 && !conn->want_write)
-        conn_flush (conn);
+        sluice_conn_flush (conn);
       else if (conn->state == CONN_FLUSHING && conn->pending == 0)
-        conn_shutdown (conn);
+        sluice_conn_shutdown (conn);
     }
   if (conn->close_requested && !conn->closed_notified)
     {
@@ -914,7 +680,7 @@ sluice_io_worker_close_connections (SluiceIoWorker *worker, gpointer transport, 
     {
       SluiceConnection *conn = l->data;
 
-      conn_close_internal (conn, abort);
+      sluice_conn_close_internal (conn, abort);
       if (abort)
         conn_process (conn);
     }
@@ -938,7 +704,7 @@ sluice_connection_unref (SluiceConnection *connection)
     return;
   /* Only reached once gone (the worker's ref is the last of the loop's), so
    * nothing of the worker is touched here and any thread may free it. */
-  conn_drop_output (connection);
+  sluice_conn_drop_output (connection);
   g_clear_pointer (&connection->input, g_byte_array_unref);
   g_clear_pointer (&connection->peer_certs, g_ptr_array_unref);
   if (connection->tls != NULL)
@@ -950,54 +716,12 @@ sluice_connection_unref (SluiceConnection *connection)
 }
 
 void
-sluice_connection_write_bytes (SluiceConnection *connection, GBytes *bytes)
-{
-  gsize size;
-
-  g_return_if_fail (connection != NULL && bytes != NULL);
-  size = g_bytes_get_size (bytes);
-  if (connection->close_requested || size == 0)
-    return;
-  g_queue_push_tail (&connection->output, g_bytes_ref (bytes));
-  connection->pending += size;
-  if (connection->pending >= HIGH_WATER)
-    connection->congested = TRUE;
-  conn_mark_dirty (connection);
-}
-
-void
-sluice_connection_write (SluiceConnection *connection, const void *data, gsize len)
-{
-  g_autoptr(GBytes) bytes = NULL;
-
-  g_return_if_fail (connection != NULL);
-  if (connection->close_requested || len == 0)
-    return;
-  bytes = g_bytes_new (data, len);
-  sluice_connection_write_bytes (connection, bytes);
-}
-
-gsize
-sluice_connection_get_pending_output (SluiceConnection *connection)
-{
-  g_return_val_if_fail (connection != NULL, 0);
-  return connection->pending;
-}
-
-gboolean
-sluice_connection_is_congested (SluiceConnection *connection)
-{
-  g_return_val_if_fail (connection != NULL, FALSE);
-  return connection->congested && !connection->close_requested;
-}
-
-void
 sluice_connection_close (SluiceConnection *connection, gboolean abort)
 {
   g_return_if_fail (connection != NULL);
   if (connection->state == CONN_DONE || (connection->close_requested && !abort))
     return;
-  conn_close_internal (connection, abort);
+  sluice_conn_close_internal (connection, abort);
 }
 
 gboolean
@@ -1014,7 +738,7 @@ sluice_connection_pause (SluiceConnection *connection)
   if (connection->close_requested || connection->paused)
     return;
   connection->paused = TRUE;
-  conn_update_interest (connection);
+  sluice_conn_update_interest (connection);
 }
 
 void
@@ -1029,9 +753,9 @@ sluice_connection_resume (SluiceConnection *connection)
   if ((connection->input != NULL && connection->input->len > 0) || connection->tls != NULL)
     {
       connection->want_read = TRUE;
-      conn_mark_dirty (connection);
+      sluice_conn_mark_dirty (connection);
     }
-  conn_update_interest (connection);
+  sluice_conn_update_interest (connection);
 }
 
 void

@@ -1,6 +1,6 @@
 /* Sluice core — what the I/O files (workers, listeners, connections, TLS)
  * share with each other. Not used outside core/io-*.c, listener.c,
- * connection.c and tls.c, except the SLUICE_INTERNAL test hooks at the end.
+ * connection*.c and tls.c, except the SLUICE_INTERNAL test hooks at the end.
  * SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
