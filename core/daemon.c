@@ -118,7 +118,11 @@ sluice_daemon_main (int argc, char **argv)
     }
   sluice_log_setup (g_getenv ("SLUICE_LOG_LEVEL"));
   if (check)
-    return check_config (check);
+    {
+      /* Nothing but errors. */
+      sluice_log_setup ("warning");
+      return check_config (check);
+    }
   if (list)
     return list_plugins (config_path);
   if (!config_path)

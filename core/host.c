@@ -155,7 +155,10 @@ sluice_host_new (SluiceConfig *config, GError **error)
   plugin = sluice_plugin_loader_load (host->loader, SLUICE_PLUGIN_KIND_STORAGE,
                                       config->storage_plugin, error);
   if (!plugin)
-    goto fail;
+    {
+      g_prefix_error (error, "%s: [storage] plugin: ", config->path);
+      goto fail;
+    }
   host->storage_plugin = plugin;
   host->storage = plugin->desc->vtable;
   host->storage_options = parse_plugin_options (host, plugin, "storage", storage_extra_keys,
@@ -187,7 +190,10 @@ sluice_host_new (SluiceConfig *config, GError **error)
       plugin = sluice_plugin_loader_load (host->loader, SLUICE_PLUGIN_KIND_AUTH, ca->plugin,
                                           error);
       if (!plugin)
-        goto fail;
+        {
+          g_prefix_error (error, "%s: [%s] plugin: ", config->path, section);
+          goto fail;
+        }
       a = g_new0 (HostAuth, 1);
       a->name = g_strdup (name);
       a->plugin = plugin;
@@ -211,7 +217,10 @@ sluice_host_new (SluiceConfig *config, GError **error)
       plugin = sluice_plugin_loader_load (host->loader, SLUICE_PLUGIN_KIND_TRANSPORT,
                                           ct->plugin, error);
       if (!plugin)
-        goto fail;
+        {
+          g_prefix_error (error, "%s: [%s] plugin: ", config->path, section);
+          goto fail;
+        }
       t = g_new0 (HostTransport, 1);
       t->config = ct;
       t->plugin = plugin;
