@@ -61,6 +61,11 @@ typedef struct {
   GPtrArray *segments;        /* FileSegment*, oldest first; never empty */
 } FilePartition;
 
+/* A reference to the partition of `log`; NOT_FOUND when it does not exist. */
+FilePartition *file_logs_lookup (FileLogs *logs, const SluiceLogId *log, GError **error);
+void file_partition_unref (FilePartition *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FilePartition, file_partition_unref)
+
 FileSegment *file_segment_ref (FileSegment *seg);
 void file_segment_unref (FileSegment *seg);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (FileSegment, file_segment_unref)

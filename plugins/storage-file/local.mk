@@ -6,6 +6,7 @@ storage_file_sources = \
 	plugins/storage-file/file-util.c \
 	plugins/storage-file/file-log.h \
 	plugins/storage-file/file-log.c \
+	plugins/storage-file/file-read.c \
 	plugins/storage-file/file-segment.c \
 	plugins/storage-file/file-kv.c \
 	plugins/storage-file/file-blob.c
