@@ -415,7 +415,7 @@ conn_read (SluiceConnection *conn)
     return;
 
   /* GnuTLS may hold decrypted records the socket no longer signals. */
-  if (conn->tls != NULL && got == SLUICE_IO_READ_BUDGET
+  if (conn->tls != NULL && !eof && !failed && !conn->paused && !conn->close_requested
       && gnutls_record_check_pending (conn->tls) > 0)
     {
       conn->want_read = TRUE;

@@ -167,6 +167,7 @@ t_input (gpointer conn_state, SluiceConnection *conn, const guint8 *data, gsize 
   g_mutex_lock (&t->lock);
   t->inputs++;
   t->bytes_seen += len - st->leftover->len;
+  t->max_new = MAX (t->max_new, len - st->leftover->len);
   g_cond_broadcast (&t->cond);
   g_mutex_unlock (&t->lock);
 

@@ -44,6 +44,7 @@ typedef struct {
   guint frames;
   guint worker_mask;
   gsize bytes_seen;            /* new bytes presented to connection_input */
+  gsize max_new;               /* most new bytes in one connection_input */
   gboolean congested_at_open;
   gsize pending_at_open;
   gboolean drained_uncongested;

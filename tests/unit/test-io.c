@@ -225,6 +225,35 @@ test_partial_input (void)
   test_transport_clear (&t);
 }
 
+/* One busy sender cannot monopolize its worker: input is handed over in
+ * slices of at most 64 KiB per dispatch. */
+static void
+test_read_budget (void)
+{
+  TestTransport t;
+  gsize total = 4 * 1024 * 1024;
+  g_autofree guint8 *data = g_malloc (total);
+  g_autofree guint8 *back = g_malloc (total);
+  int fd;
+
+  for (gsize i = 0; i < total; i++)
+    data[i] = test_pattern_byte (i);
+  test_transport_init (&t, 1, MODE_ECHO);
+  test_transport_listen (&t, "127.0.0.1:0", NULL);
+  fd = test_client_connect (t.bound, 0);
+  test_send_all (fd, data, total);
+  g_assert_true (test_recv_exact (fd, back, total));
+  g_assert_cmpmem (back, total, data, total);
+  g_mutex_lock (&t.lock);
+  g_assert_cmpuint (t.bytes_seen, ==, total);
+  g_assert_cmpuint (t.max_new, <=, SLUICE_IO_READ_BUDGET);
+  g_assert_cmpuint (t.inputs, >=, total / SLUICE_IO_READ_BUDGET);
+  g_mutex_unlock (&t.lock);
+  close (fd);
+  TEST_WAIT (&t, t.closed == 1);
+  test_transport_clear (&t);
+}
+
 static void
 check_pattern (const guint8 *data, gsize len)
 {
@@ -520,6 +549,7 @@ main (int argc, char **argv)
   g_test_add_func ("/io/echo/many", test_echo_many);
   g_test_add_func ("/io/input/partial", test_partial_input);
   g_test_add_func ("/io/input/max-exceeded", test_max_input);
+  g_test_add_func ("/io/input/read-budget", test_read_budget);
   g_test_add_func ("/io/output/congestion", test_congestion);
   g_test_add_func ("/io/output/deferred-writes", test_deferred_writes);
   g_test_add_func ("/io/connection/pause-resume", test_pause_resume);
