@@ -146,6 +146,15 @@ sluice_batch_validate (const guint8 *data, gsize len, gint32 *record_count,
                    last_offset_delta);
       return FALSE;
     }
+  /* The offset span is reported as a gint32 record count. */
+  if (last_offset_delta == G_MAXINT32)
+    {
+      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
+                   "record batch last offset delta %" G_GINT32_FORMAT " spans more "
+                   "offsets than a batch may hold",
+                   last_offset_delta);
+      return FALSE;
+    }
   if ((gint64) count > (gint64) last_offset_delta + 1)
     {
       g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,

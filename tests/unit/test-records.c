@@ -559,6 +559,10 @@ test_validate_counts (void)
   fix_crc (copy, len);
   expect_invalid (copy, len, SLUICE_ERROR_INVALID, "negative");
 
+  sluice_put_be32 (copy + SLUICE_BATCH_OFF_LAST_OFFSET_DELTA, G_MAXINT32);
+  fix_crc (copy, len);
+  expect_invalid (copy, len, SLUICE_ERROR_INVALID, "spans more offsets");
+
   /* More claimed records than bytes can hold. */
   sluice_put_be32 (copy + SLUICE_BATCH_OFF_RECORD_COUNT, 100000);
   sluice_put_be32 (copy + SLUICE_BATCH_OFF_LAST_OFFSET_DELTA, 100000);
