@@ -533,7 +533,15 @@ sluice_host_free (SluiceHost *host)
     return;
   if (host->started)
     sluice_host_stop (host);
-  /* Transports before workers: their instances may own worker sources. */
+  /* No connection may outlive its transport: close them all (a start that
+   * failed half-way has no stop), then destroy the transports while the
+   * workers still run (their instances may own worker sources), then the
+   * workers. */
+  if (host->io)
+    {
+      sluice_io_close_listeners (host->io);
+      sluice_io_close_connections (host->io, NULL, 1000);
+    }
   g_ptr_array_set_size (host->transports, 0);
   g_clear_pointer (&host->io, sluice_io_free);
   g_clear_pointer (&host->writer, host_writer_free);
