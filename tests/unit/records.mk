@@ -1,4 +1,5 @@
 # unit tests: records (record batch v2, CRC-32C, murmur2)
+# SPDX-License-Identifier: Apache-2.0
 check_PROGRAMS += tests/unit/test-records tests/unit/test-records-vectors
 TESTS += tests/unit/test-records tests/unit/test-records-vectors
 
