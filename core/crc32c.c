@@ -177,3 +177,58 @@ sluice_crc32c_have_hw (void)
   return FALSE;
 #endif
 }
+
+/* --- appending zeros in O(log n): the GF(2) operators of zlib's
+ * crc32_combine(), for the CRC-32C polynomial. shift_ops[k] feeds 2^k zero
+ * bytes through the (unreflected-init, no final xor) CRC register. --- */
+
+static guint32 shift_ops[64][32];
+
+static guint32
+gf2_times (const guint32 *mat, guint32 vec)
+{
+  guint32 sum = 0;
+
+  for (guint i = 0; vec; vec >>= 1, i++)
+    if (vec & 1)
+      sum ^= mat[i];
+  return sum;
+}
+
+static void
+gf2_square (guint32 *square, const guint32 *mat)
+{
+  for (guint n = 0; n < 32; n++)
+    square[n] = gf2_times (mat, mat[n]);
+}
+
+static void
+shift_ops_init (void)
+{
+  static gsize done = 0;
+
+  if (g_once_init_enter (&done))
+    {
+      guint32 one_bit[32], two[32], four[32];
+
+      one_bit[0] = 0x82f63b78u; /* reflected Castagnoli polynomial */
+      for (guint n = 1; n < 32; n++)
+        one_bit[n] = 1u << (n - 1);
+      gf2_square (two, one_bit);
+      gf2_square (four, two);
+      gf2_square (shift_ops[0], four); /* one zero byte */
+      for (guint k = 1; k < 64; k++)
+        gf2_square (shift_ops[k], shift_ops[k - 1]);
+      g_once_init_leave (&done, 1);
+    }
+}
+
+guint32
+sluice_crc32c_shift (guint32 raw, guint64 zeros)
+{
+  shift_ops_init ();
+  for (guint k = 0; zeros; zeros >>= 1, k++)
+    if (zeros & 1)
+      raw = gf2_times (shift_ops[k], raw);
+  return raw;
+}

@@ -14,4 +14,10 @@ SLUICE_INTERNAL guint32 sluice_crc32c_table (guint32 crc, const void *data, gsiz
 /* Whether sluice_crc32c() runs on the SSE4.2 crc32 instruction. */
 SLUICE_INTERNAL gboolean sluice_crc32c_have_hw (void);
 
+/* The CRC register `raw` (no init, no final xor) after `zeros` more zero
+ * bytes, in O(log zeros). Lets a CRC be updated for a few changed bytes
+ * without reading the whole message again: for equal-length messages,
+ * crc(A) ^ crc(B) = shift(crc(A ^ B over the changed span) ^ crc(0s), tail). */
+SLUICE_INTERNAL guint32 sluice_crc32c_shift (guint32 raw, guint64 zeros);
+
 G_END_DECLS
