@@ -42,8 +42,6 @@ typedef struct {
   GList *waiters;                      /* SluiceWaiter*, reads waiting for data */
   /* writer thread only */
   gint64 next;                         /* next offset to assign */
-  gboolean unsynced;                   /* appended since the last sync */
-  gint64 pending_visible;              /* end of data written, not yet visible */
 } SluicePartition;
 
 struct _SluiceStream {

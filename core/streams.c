@@ -174,7 +174,6 @@ stream_open_partitions (SluiceHost *host, SluiceStream *s, GError **error)
       p->first = first;
       p->next = next;
       p->visible = next;
-      p->pending_visible = next;
     }
   return TRUE;
 }

@@ -1,14 +1,15 @@
 /* Sluice core — the partition writer and group commit.
  *
- * One writer thread owns every log_append, sync and log_trim call. It takes
+ * One writer thread owns every log_append and log_trim call. It takes
  * everything queued (from every connection and every worker) in one go,
- * assigns offsets, stamps each batch with its append time, appends per
- * partition, then syncs once for all `batch` partitions it touched. While
- * that fsync runs, new appends queue up and become the next group: one fsync
- * covers every append that arrived while the previous one ran. Acks for
- * `batch` streams are sent only after the sync returned; `none` and
- * `interval` streams are acknowledged once written (`interval` is synced by
- * a timer on this thread).
+ * assigns offsets, stamps each batch with its append time and appends per
+ * partition. Appends to `batch` streams then go to the sync thread, which
+ * syncs once for everything handed to it while its previous sync ran, and
+ * only then acknowledges them and makes them visible to readers: one fsync
+ * covers every append that arrived while the previous one ran, and the
+ * writer never waits for a disk flush. `none` and `interval` streams are
+ * acknowledged once written; `interval` ones are synced by the sync thread's
+ * timer.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "host-internal.h"
 
@@ -43,9 +44,52 @@ struct _SluiceWriter {
   SluiceHost *host;
   GAsyncQueue *queue;
   GThread *thread;
-  GHashTable *interval_dirty;          /* SluicePartition* set */
-  gint64 interval_due;                 /* monotonic µs; 0: none */
+  GHashTable *touched;                 /* SluicePartition* appended since start (writer) */
+  /* the sync thread */
+  GAsyncQueue *sync_queue;             /* SyncJob* */
+  GThread *sync_thread;
+  GHashTable *interval_dirty;          /* SluicePartition* -> end (sync thread) */
+  gint64 interval_due;                 /* monotonic µs; 0: none (sync thread) */
 };
+
+/* What the writer hands the sync thread after one group. */
+typedef struct {
+  gboolean stop;
+  gboolean interval;                   /* parts of `interval` streams: no items */
+  gint64 interval_ms;
+  GPtrArray *parts;                    /* SluicePartition* (stream refs held) */
+  GArray *ends;                        /* gint64: visible end per part */
+  GPtrArray *items;                    /* HostAppend* acknowledged after the sync */
+} SyncJob;
+
+static void
+sync_job_free (SyncJob *job)
+{
+  for (guint i = 0; job->parts && i < job->parts->len; i++)
+    sluice_stream_unref (((SluicePartition *) job->parts->pdata[i])->stream);
+  g_clear_pointer (&job->parts, g_ptr_array_unref);
+  g_clear_pointer (&job->ends, g_array_unref);
+  g_clear_pointer (&job->items, g_ptr_array_unref);
+  g_free (job);
+}
+
+static SyncJob *
+sync_job_new (void)
+{
+  SyncJob *job = g_new0 (SyncJob, 1);
+  job->parts = g_ptr_array_new ();
+  job->ends = g_array_new (FALSE, FALSE, sizeof (gint64));
+  job->items = g_ptr_array_new ();
+  return job;
+}
+
+static void
+sync_job_add (SyncJob *job, SluicePartition *p, gint64 end)
+{
+  sluice_stream_ref (p->stream);
+  g_ptr_array_add (job->parts, p);
+  g_array_append_val (job->ends, end);
+}
 
 static void
 item_free (HostAppend *item)
@@ -134,31 +178,12 @@ sync_logs (SluiceWriter *w, GPtrArray *partitions, GError **error)
   if (!host->storage->sync (host->storage_self, (SluiceLogId *) logs->data, logs->len, error))
     return FALSE;
   sluice_counter_add (host->m_fsyncs, 1);
-  for (guint i = 0; i < partitions->len; i++)
-    ((SluicePartition *) partitions->pdata[i])->unsynced = FALSE;
   return TRUE;
 }
 
 static void
-interval_sync (SluiceWriter *w)
-{
-  g_autoptr (GPtrArray) parts = g_ptr_array_new ();
-  g_autoptr (GError) error = NULL;
-  GHashTableIter it;
-  gpointer p;
-
-  g_hash_table_iter_init (&it, w->interval_dirty);
-  while (g_hash_table_iter_next (&it, &p, NULL))
-    g_ptr_array_add (parts, p);
-  if (!sync_logs (w, parts, &error))
-    g_warning ("interval sync of %u logs failed: %s", parts->len, error->message);
-  g_hash_table_remove_all (w->interval_dirty);
-  w->interval_due = 0;
-}
-
-static void
-process_appends (SluiceWriter *w, GPtrArray *items, GPtrArray *done_now,
-                 GPtrArray *need_sync_parts, GPtrArray *after_sync)
+process_appends (SluiceWriter *w, GPtrArray *items, GPtrArray *done_now, SyncJob *batch_job,
+                 SyncJob *interval_job)
 {
   SluiceHost *host = w->host;
   gint64 now = host_now_ms ();
@@ -253,23 +278,23 @@ process_appends (SluiceWriter *w, GPtrArray *items, GPtrArray *done_now,
 
       sluice_counter_add (host->m_appends, g->len);
       sluice_counter_add (host->m_append_bytes, bytes);
-      p->unsynced = TRUE;
-      p->pending_visible = p->next;
+      if (!g_hash_table_contains (w->touched, p))
+        {
+          sluice_stream_ref (p->stream);
+          g_hash_table_add (w->touched, p);
+        }
 
       if (s->info.durability == SLUICE_DURABILITY_BATCH)
         {
-          g_ptr_array_add (need_sync_parts, p);
+          /* Visible and acknowledged once the sync thread synced it. */
+          sync_job_add (batch_job, p, p->next);
           for (guint j = 0; j < g->len; j++)
             {
               HostAppend *item = g->pdata[j];
               if (item->flags & SLUICE_APPEND_ACK_WRITTEN)
-                {
-                  /* Acknowledge now, keep a copy of the result for nothing
-                   * else: the item is done. */
-                  g_ptr_array_add (done_now, item);
-                }
+                g_ptr_array_add (done_now, item);
               else
-                g_ptr_array_add (after_sync, item);
+                g_ptr_array_add (batch_job->items, item);
             }
         }
       else
@@ -277,9 +302,10 @@ process_appends (SluiceWriter *w, GPtrArray *items, GPtrArray *done_now,
           host_partition_publish (host, p, p->next);
           if (s->info.durability == SLUICE_DURABILITY_INTERVAL)
             {
-              g_hash_table_add (w->interval_dirty, p);
-              if (w->interval_due == 0)
-                w->interval_due = g_get_monotonic_time () + MAX (s->interval_ms, 1) * 1000;
+              sync_job_add (interval_job, p, p->next);
+              interval_job->interval_ms = interval_job->interval_ms
+                                              ? MIN (interval_job->interval_ms, s->interval_ms)
+                                              : MAX (s->interval_ms, 1);
             }
           for (guint j = 0; j < g->len; j++)
             g_ptr_array_add (done_now, g->pdata[j]);
@@ -312,37 +338,10 @@ process_trim (SluiceWriter *w, HostAppend *item)
   g_mutex_unlock (&p->lock);
 }
 
-static void
-sync_all_unsynced (SluiceWriter *w)
-{
-  SluiceHost *host = w->host;
-  g_autoptr (GPtrArray) parts = g_ptr_array_new ();
-  g_autoptr (GError) error = NULL;
-  GHashTableIter it;
-  gpointer v;
-
-  g_rw_lock_reader_lock (&host->streams_lock);
-  g_hash_table_iter_init (&it, host->streams);
-  while (g_hash_table_iter_next (&it, NULL, &v))
-    {
-      SluiceStream *s = v;
-      for (gint32 i = 0; i < s->n_partitions; i++)
-        if (s->partitions[i]->unsynced)
-          g_ptr_array_add (parts, s->partitions[i]);
-    }
-  g_rw_lock_reader_unlock (&host->streams_lock);
-  if (!sync_logs (w, parts, &error))
-    g_warning ("final sync of %u logs failed: %s", parts->len, error->message);
-  for (guint i = 0; i < parts->len; i++)
-    {
-      SluicePartition *p = parts->pdata[i];
-      host_partition_publish (host, p, p->pending_visible);
-    }
-  g_hash_table_remove_all (w->interval_dirty);
-}
+/* --- the sync thread --- */
 
 static gpointer
-writer_thread (gpointer data)
+sync_thread (gpointer data)
 {
   SluiceWriter *w = data;
   SluiceHost *host = w->host;
@@ -350,26 +349,127 @@ writer_thread (gpointer data)
 
   while (!stop)
     {
-      g_autoptr (GPtrArray) group = g_ptr_array_new ();
-      g_autoptr (GPtrArray) appends = g_ptr_array_new ();
-      g_autoptr (GPtrArray) done_now = g_ptr_array_new ();
-      g_autoptr (GPtrArray) after_sync = g_ptr_array_new ();
-      g_autoptr (GPtrArray) sync_parts = g_ptr_array_new ();
-      HostAppend *item;
+      g_autoptr (GPtrArray) jobs = g_ptr_array_new_with_free_func ((GDestroyNotify) sync_job_free);
+      g_autoptr (GHashTable) ends = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+      g_autoptr (GPtrArray) parts = g_ptr_array_new ();
+      g_autoptr (GPtrArray) items = g_ptr_array_new ();
+      g_autoptr (GError) error = NULL;
+      SyncJob *job;
+      gboolean interval_now = FALSE;
 
       if (w->interval_due)
         {
           gint64 wait = w->interval_due - g_get_monotonic_time ();
-          item = wait > 0 ? g_async_queue_timeout_pop (w->queue, wait) : NULL;
-          if (!item)
-            {
-              interval_sync (w);
-              continue;
-            }
+          job = wait > 0 ? g_async_queue_timeout_pop (w->sync_queue, wait) : NULL;
         }
       else
-        item = g_async_queue_pop (w->queue);
+        job = g_async_queue_pop (w->sync_queue);
+      /* Everything handed over while the previous sync ran: one sync. */
+      while (job)
+        {
+          g_ptr_array_add (jobs, job);
+          job = g_async_queue_try_pop (w->sync_queue);
+        }
 
+      for (guint i = 0; i < jobs->len; i++)
+        {
+          job = jobs->pdata[i];
+          if (job->stop)
+            stop = TRUE;
+          for (guint k = 0; k < job->parts->len; k++)
+            {
+              SluicePartition *p = job->parts->pdata[k];
+              gint64 end = g_array_index (job->ends, gint64, k);
+
+              if (job->interval)
+                {
+                  if (!g_hash_table_contains (w->interval_dirty, p))
+                    sluice_stream_ref (p->stream);
+                  g_hash_table_insert (w->interval_dirty, p, NULL);
+                  if (w->interval_due == 0)
+                    w->interval_due = g_get_monotonic_time () + job->interval_ms * 1000;
+                  continue;
+                }
+              if (!g_hash_table_contains (ends, p))
+                g_ptr_array_add (parts, p);
+              g_hash_table_insert (ends, p, g_memdup2 (&end, sizeof end));
+            }
+          g_ptr_array_extend_and_steal (items, g_steal_pointer (&job->items));
+          job->items = NULL;
+        }
+
+      if (w->interval_due && (stop || g_get_monotonic_time () >= w->interval_due))
+        {
+          GHashTableIter it;
+          gpointer p;
+
+          interval_now = TRUE;
+          g_hash_table_iter_init (&it, w->interval_dirty);
+          while (g_hash_table_iter_next (&it, &p, NULL))
+            if (!g_hash_table_contains (ends, p))
+              g_ptr_array_add (parts, p);
+        }
+
+      if (parts->len > 0 && !sync_logs (w, parts, &error))
+        {
+          g_warning ("sync of %u logs failed; %u appends are not acknowledged: %s",
+                     parts->len, items->len, error->message);
+          sluice_counter_add (host->m_append_errors, items->len);
+          for (guint i = 0; i < items->len; i++)
+            {
+              HostAppend *a = items->pdata[i];
+              a->error = g_error_new (SLUICE_ERROR, SLUICE_ERROR_STORAGE,
+                                      "storage sync failed: %s", error->message);
+            }
+        }
+      else if (parts->len > 0)
+        {
+          GHashTableIter it;
+          gpointer p, end;
+
+          sluice_counter_add (host->m_fsync_appends, items->len);
+          g_hash_table_iter_init (&it, ends);
+          while (g_hash_table_iter_next (&it, &p, &end))
+            host_partition_publish (host, p, *(gint64 *) end);
+        }
+      if (interval_now && !error)
+        {
+          GHashTableIter it;
+          gpointer p;
+
+          g_hash_table_iter_init (&it, w->interval_dirty);
+          while (g_hash_table_iter_next (&it, &p, NULL))
+            sluice_stream_unref (((SluicePartition *) p)->stream);
+          g_hash_table_remove_all (w->interval_dirty);
+          w->interval_due = 0;
+        }
+      else if (interval_now)
+        /* Try again a little later; nothing was lost from the set. */
+        w->interval_due = g_get_monotonic_time () + 100 * 1000;
+      complete_items (items);
+      g_ptr_array_set_size (items, 0);
+    }
+  return NULL;
+}
+
+/* --- the writer thread --- */
+
+static gpointer
+writer_thread (gpointer data)
+{
+  SluiceWriter *w = data;
+  gboolean stop = FALSE;
+
+  while (!stop)
+    {
+      g_autoptr (GPtrArray) group = g_ptr_array_new ();
+      g_autoptr (GPtrArray) appends = g_ptr_array_new ();
+      g_autoptr (GPtrArray) done_now = g_ptr_array_new ();
+      SyncJob *batch_job = sync_job_new ();
+      SyncJob *interval_job = sync_job_new ();
+      HostAppend *item;
+
+      item = g_async_queue_pop (w->queue);
       g_ptr_array_add (group, item);
       while (group->len < GROUP_MAX && (item = g_async_queue_try_pop (w->queue)))
         g_ptr_array_add (group, item);
@@ -384,7 +484,7 @@ writer_thread (gpointer data)
               break;
             case ITEM_TRIM:
               /* Appends queued before the trim go first. */
-              process_appends (w, appends, done_now, sync_parts, after_sync);
+              process_appends (w, appends, done_now, batch_job, interval_job);
               g_ptr_array_set_size (appends, 0);
               process_trim (w, item);
               item_free (item);
@@ -395,43 +495,36 @@ writer_thread (gpointer data)
               break;
             }
         }
-      process_appends (w, appends, done_now, sync_parts, after_sync);
+      process_appends (w, appends, done_now, batch_job, interval_job);
 
-      /* Written and not waiting for a sync: acknowledge before the fsync. */
+      /* Written and not waiting for a sync: acknowledge now. */
       complete_items (done_now);
-      g_ptr_array_set_size (done_now, 0);
-
-      if (sync_parts->len > 0)
+      if (batch_job->parts->len > 0 || batch_job->items->len > 0)
+        g_async_queue_push (w->sync_queue, batch_job);
+      else
+        sync_job_free (batch_job);
+      if (interval_job->parts->len > 0)
         {
-          g_autoptr (GError) error = NULL;
-
-          if (sync_logs (w, sync_parts, &error))
-            {
-              sluice_counter_add (host->m_fsync_appends, after_sync->len);
-              for (guint i = 0; i < sync_parts->len; i++)
-                {
-                  SluicePartition *p = sync_parts->pdata[i];
-                  host_partition_publish (host, p, p->pending_visible);
-                }
-            }
-          else
-            {
-              g_warning ("sync of %u logs failed; %u appends are not acknowledged: %s",
-                         sync_parts->len, after_sync->len, error->message);
-              sluice_counter_add (host->m_append_errors, after_sync->len);
-              for (guint i = 0; i < after_sync->len; i++)
-                {
-                  HostAppend *a = after_sync->pdata[i];
-                  a->error = g_error_new (SLUICE_ERROR, SLUICE_ERROR_STORAGE,
-                                          "storage sync failed: %s", error->message);
-                }
-            }
-          complete_items (after_sync);
-          g_ptr_array_set_size (after_sync, 0);
+          interval_job->interval = TRUE;
+          g_async_queue_push (w->sync_queue, interval_job);
         }
+      else
+        sync_job_free (interval_job);
     }
 
-  sync_all_unsynced (w);
+  /* The last job syncs every log written since start, whatever its policy:
+   * a graceful stop keeps everything that was written. */
+  {
+    SyncJob *last = sync_job_new ();
+    GHashTableIter it;
+    gpointer p;
+
+    last->stop = TRUE;
+    g_hash_table_iter_init (&it, w->touched);
+    while (g_hash_table_iter_next (&it, &p, NULL))
+      sync_job_add (last, p, ((SluicePartition *) p)->next);
+    g_async_queue_push (w->sync_queue, last);
+  }
 
   /* Anything queued after the stop marker is refused, never dropped silently. */
   {
@@ -460,7 +553,10 @@ host_writer_new (SluiceHost *host)
 
   w->host = host;
   w->queue = g_async_queue_new ();
+  w->sync_queue = g_async_queue_new ();
+  w->touched = g_hash_table_new (NULL, NULL);
   w->interval_dirty = g_hash_table_new (NULL, NULL);
+  w->sync_thread = g_thread_new ("sluice-sync", sync_thread, w);
   w->thread = g_thread_new ("sluice-writer", writer_thread, w);
   return w;
 }
@@ -477,6 +573,9 @@ host_writer_stop (SluiceWriter *w)
   g_async_queue_push (w->queue, item);
   g_thread_join (w->thread);
   w->thread = NULL;
+  /* The writer's last job told the sync thread to stop after it. */
+  g_thread_join (w->sync_thread);
+  w->sync_thread = NULL;
 }
 
 void
@@ -486,6 +585,22 @@ host_writer_free (SluiceWriter *w)
     return;
   host_writer_stop (w);
   g_async_queue_unref (w->queue);
+  g_async_queue_unref (w->sync_queue);
+  {
+    GHashTableIter it;
+    gpointer p;
+    g_hash_table_iter_init (&it, w->touched);
+    while (g_hash_table_iter_next (&it, &p, NULL))
+      sluice_stream_unref (((SluicePartition *) p)->stream);
+  }
+  g_hash_table_unref (w->touched);
+  {
+    GHashTableIter it;
+    gpointer p;
+    g_hash_table_iter_init (&it, w->interval_dirty);
+    while (g_hash_table_iter_next (&it, &p, NULL))
+      sluice_stream_unref (((SluicePartition *) p)->stream);
+  }
   g_hash_table_unref (w->interval_dirty);
   g_free (w);
 }

@@ -616,28 +616,60 @@ file_logs_sync (FileLogs *logs, const SluiceLogId *ids, guint n, GError **error)
       g_autoptr (FilePartition) p = file_logs_lookup (logs, &ids[i], error);
       FileSegment *active;
       gboolean ok = TRUE;
+      int fd = -1;
+      gboolean dir = FALSE;
+      g_autofree char *path = NULL;
 
       if (p == NULL)
         return FALSE;
+
+      /* The core syncs on its own thread while its writer goes on appending
+       * (DESIGN.md: one fsync covers what arrived while the previous one
+       * ran), so the fdatasync runs outside the write lock, on a duplicate
+       * of the active segment's fd: it covers every append that returned
+       * before this call, and a segment roll meanwhile cannot close it. */
       g_mutex_lock (&p->write_lock);
       active = g_ptr_array_index (p->segments, p->segments->len - 1);
       if (p->unsynced && !p->deleted)
         {
-          if (fdatasync (active->fd) < 0)
+          fd = dup (active->fd);
+          if (fd < 0)
             {
               file_set_io_error (error, errno, "cannot sync", active->log_path);
               ok = FALSE;
             }
           else
-            p->unsynced = FALSE;
+            {
+              p->unsynced = FALSE;
+              path = g_strdup (active->log_path);
+            }
         }
       if (ok && p->dir_dirty && !p->deleted)
         {
-          ok = file_fsync_dir (p->dir, error);
-          if (ok)
-            p->dir_dirty = FALSE;
+          dir = TRUE;
+          p->dir_dirty = FALSE;
         }
       g_mutex_unlock (&p->write_lock);
+
+      if (fd >= 0)
+        {
+          if (fdatasync (fd) < 0)
+            {
+              file_set_io_error (error, errno, "cannot sync", path);
+              ok = FALSE;
+            }
+          close (fd);
+        }
+      if (ok && dir)
+        ok = file_fsync_dir (p->dir, error);
+      if (!ok)
+        {
+          /* Not durable: the next sync must try again. */
+          g_mutex_lock (&p->write_lock);
+          p->unsynced = p->unsynced || fd >= 0;
+          p->dir_dirty = p->dir_dirty || dir;
+          g_mutex_unlock (&p->write_lock);
+        }
       if (!ok)
         return FALSE;
     }

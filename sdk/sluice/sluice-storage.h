@@ -2,8 +2,10 @@
  *
  * One storage instance per hub. Every slot may block (disk I/O, fsync), so the
  * core calls storage only from its own writer and reader threads, never from
- * an I/O worker. Concurrency: the core calls log_append, sync and log_trim
- * from its one writer thread, never at the same time; log_read, log_bounds and the
+ * an I/O worker. Concurrency: the core calls log_append and log_trim from
+ * its one writer thread, never at the same time; it calls sync from its sync
+ * thread, concurrently with log_append and log_trim (so that one fsync
+ * covers what arrives while the previous one runs); log_read, log_bounds and the
  * kv_* and blob_* slots may be called from several threads at once, also
  * while an append to the same partition runs, and must be thread-safe.
  *
@@ -73,9 +75,10 @@ typedef struct {
   gboolean (*log_append) (gpointer self, const SluiceLogId *log,
                           SluiceBatch *const *batches, guint n,
                           gint64 *assigned_base_offsets, GError **error);
-  /* Make everything appended to these logs so far durable (fdatasync or a
-   * synced transaction commit). The core's writer calls it once per group
-   * commit for all logs it touched. */
+  /* Make durable every batch whose log_append on these logs returned before
+   * this call (fdatasync, or a synced commit). Called once per group commit
+   * for all logs touched, from the core's sync thread, while log_append may
+   * be running for later batches: those need not be covered. */
   gboolean (*sync) (gpointer self, const SluiceLogId *logs, guint n, GError **error);
   /* Read whole batches starting with the one that contains `from_offset`,
    * until `max_bytes` is reached (at least one batch is returned when one
