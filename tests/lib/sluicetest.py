@@ -167,7 +167,8 @@ def plugin_path(extra=()):
     """SLUICE_PLUGIN_PATH for the build tree, always with tests/plugins."""
     parts = [p for p in os.environ.get("SLUICE_PLUGIN_PATH", "").split(":") if p]
     bd = builddir()
-    for rel in ("tests/plugins", "plugins/storage-file", "plugins/auth-key"):
+    for rel in ("tests/plugins", "plugins/storage-file", "plugins/auth-key",
+                "plugins/transport-https"):
         d = os.path.join(bd, rel)
         if d not in parts:
             parts.append(d)
@@ -392,6 +393,57 @@ class Hub:
         return dump(self.config_path, self.data_dir, stream, env=self.env)
 
 
+def https_hub_config(data_dir, policies, streams=None, https=None, extra=(), hub=None):
+    """A hub with file storage, the key auth chain, the given policies and
+    streams (as lines_hub_config) and transport-https on 127.0.0.1:0 plain
+    and TLS (options in `https`; the TLS certificate is the generated
+    development one, {data_dir}/tls/dev-cert.pem)."""
+    if streams is None:
+        streams = {"events": {"partitions": 4, "durability": "batch"}}
+    hub_keys = {"hostname": "localhost", "data-dir": data_dir, "workers": 2}
+    hub_keys.update(hub or {})
+    sections = [
+        ("hub", hub_keys),
+        ("storage", {"plugin": "file"}),
+        ("auth", {"chain": "key"}),
+        ("auth.key", {"plugin": "key"}),
+    ]
+    for name, keys in policies.items():
+        sections.append(("policy." + name, keys))
+    for name, keys in streams.items():
+        sections.append(("stream." + name, keys))
+    transport = {"plugin": "https", "listen": "127.0.0.1:0", "tls-listen": "127.0.0.1:0"}
+    transport.update(https or {})
+    sections.append(("transport.https", transport))
+    sections.extend(extra)
+    return config_text(sections)
+
+
+def http_request(address, method, path, body=None, headers=None, cafile=None, timeout=30,
+                 conn=None):
+    """One HTTP(S) request with http.client: (status, headers dict with
+    lower-case names, body bytes). HTTPS when `cafile` is given. Pass `conn`
+    to reuse a keep-alive connection."""
+    import http.client
+    import ssl
+    own = conn is None
+    if own:
+        if cafile:
+            ctx = ssl.create_default_context(cafile=cafile)
+            conn = http.client.HTTPSConnection(address[0], address[1], timeout=timeout,
+                                               context=ctx)
+        else:
+            conn = http.client.HTTPConnection(address[0], address[1], timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        if own:
+            conn.close()
+
+
 def dump(config_path, data_dir, stream, env=None, tool=None):
     tool = tool or find_sluice_dump()
     if not tool:
@@ -412,8 +464,15 @@ def dump(config_path, data_dir, stream, env=None, tool=None):
 class LinesClient:
     """A client of the lines transport: send lines, read answer lines."""
 
-    def __init__(self, address, timeout=15.0):
+    def __init__(self, address, timeout=15.0, tls=False):
         self.sock = socket.create_connection(address, timeout=timeout)
+        if tls:
+            # The hub's generated development certificate: encryption only.
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=address[0])
         self.timeout = timeout
         self.buf = b""
         self.eof = False
@@ -437,7 +496,9 @@ class LinesClient:
             self.sock.settimeout(left)
             try:
                 chunk = self.sock.recv(65536)
-            except ConnectionResetError:
+            except (ConnectionResetError, OSError) as e:
+                if isinstance(e, socket.timeout):
+                    raise
                 chunk = b""
             if not chunk:
                 self.eof = True
