@@ -7,7 +7,7 @@ import os, shutil, statistics, subprocess, sys, tempfile
 
 binary = sys.argv[1]
 runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-volume = sys.argv[3] if len(sys.argv) > 3 else os.environ.get("BENCH_VOLUME_MIB", "512")
+volume = sys.argv[3] if len(sys.argv) > 3 else os.environ.get("BENCH_VOLUME_MIB", "1024")
 base = os.environ.get("BENCH_DIR") or None
 
 samples = {}
