@@ -26,7 +26,7 @@ cleanup () {
     kill -KILL "$sluiced_pid" 2>/dev/null
     wait "$sluiced_pid" 2>/dev/null
   fi
-  [ -n "${SLUICE_KEEP_TMP:-}" ] || rm -rf "$tmp"
+  [ -n "${SLUICE_KEEP_TMP:-}" ] || { chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"; }
 }
 trap cleanup EXIT
 
@@ -76,6 +76,7 @@ ok $? "the installed include dir holds sluice/sluice.h"
 # --- 2. build the example out of tree ----------------------------------------------
 example=$tmp/example
 cp -r "$srcdir/examples/transport-lines" "$example"
+chmod -R u+w "$example"   # the source tree may be read-only (make distcheck)
 rm -f "$example"/*.so "$example"/*.o
 make -C "$example" >"$tmp/example.log" 2>&1
 status=$?
