@@ -214,6 +214,8 @@ make_session (Ctl *ctl, GError **error)
     {
       g_autoptr (GError) local = NULL;
       g_autoptr (GTlsDatabase) database = NULL;
+      g_autofree char *path = NULL;
+      GList *certificates;
 
       if (!g_tls_backend_supports_tls (g_tls_backend_get_default ()))
         {
@@ -223,7 +225,19 @@ make_session (Ctl *ctl, GError **error)
         }
       /* Trust exactly this file: the hub's self-signed development
        * certificate is its own CA. Host names are still checked. */
-      database = g_tls_file_database_new (cacert, &local);
+      /* GTlsFileDatabase wants an absolute path, and takes a file without
+       * any certificate in it as an empty (useless) trust list. */
+      path = g_canonicalize_filename (cacert, NULL);
+      certificates = g_tls_certificate_list_new_from_file (path, &local);
+      if (certificates == NULL)
+        {
+          g_set_error (error, CTL_ERROR, CTL_ERROR_USAGE,
+                       "cannot use '%s' as CA certificate (--cacert / SLUICE_CACERT): %s",
+                       cacert, local != NULL ? local->message : "it holds no PEM certificate");
+          return FALSE;
+        }
+      g_list_free_full (certificates, g_object_unref);
+      database = g_tls_file_database_new (path, &local);
       if (database == NULL)
         {
           g_set_error (error, CTL_ERROR, CTL_ERROR_USAGE,
