@@ -405,8 +405,8 @@ https_send_message_free (HttpsSendMessage *message)
   g_free (message);
 }
 
-static HttpsSendMessage *
-send_message_new (void)
+HttpsSendMessage *
+https_send_message_new (void)
 {
   HttpsSendMessage *m = g_new0 (HttpsSendMessage, 1);
 
@@ -414,8 +414,8 @@ send_message_new (void)
   return m;
 }
 
-static void
-message_set_header (HttpsSendMessage *m, const char *name, const char *value)
+void
+https_send_message_set_header (HttpsSendMessage *m, const char *name, const char *value)
 {
   for (guint i = 0; i + 1 < m->headers->len; i += 2)
     if (g_str_equal (m->headers->pdata[i], name))
@@ -483,7 +483,7 @@ apply_broker_object (HttpsSendMessage *m, JsonObject *o, GError **error)
       if (v && !JSON_NODE_HOLDS_NULL (v))
         {
           g_autofree char *text = node_to_text (v);
-          message_set_header (m, map[i].record, text);
+          https_send_message_set_header (m, map[i].record, text);
         }
     }
   return TRUE;
@@ -530,7 +530,7 @@ https_apply_broker_properties (HttpsSendMessage *message, const char *json, GErr
 static HttpsSendMessage *
 parse_batch_member (JsonNode *node, guint index, GError **error)
 {
-  g_autoptr (HttpsSendMessage) m = send_message_new ();
+  g_autoptr (HttpsSendMessage) m = https_send_message_new ();
   JsonObject *o;
   JsonNode *body, *user, *broker;
 
@@ -566,7 +566,7 @@ parse_batch_member (JsonNode *node, guint index, GError **error)
       while (json_object_iter_next (&it, &name, &value))
         {
           g_autofree char *text = node_to_text (value);
-          message_set_header (m, name, text);
+          https_send_message_set_header (m, name, text);
         }
     }
   broker = json_object_get_member (o, "BrokerProperties");

@@ -74,7 +74,11 @@ typedef struct {
   GPtrArray *headers;            /* char*: name, value, name, value, ... NULL */
 } HttpsSendMessage;
 
+HttpsSendMessage *https_send_message_new (void);
 void https_send_message_free (HttpsSendMessage *message);
+/* Set a record header, replacing one of the same name. */
+void https_send_message_set_header (HttpsSendMessage *message, const char *name,
+                                    const char *value);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (HttpsSendMessage, https_send_message_free)
 
 /* Event Hubs `BrokerProperties` (header or batch member) into a message:

@@ -257,31 +257,7 @@ https_request_finish (HttpsRequest *r)
   https_server_unref (server);
 }
 
-/* --- connections and statuses --- */
-
-static void
-socket_gone (gpointer data, GObject *where_the_object_was)
-{
-  HttpsServer *server = data;
-
-  g_hash_table_remove (server->sockets, where_the_object_was);
-  sluice_counter_add (server->transport->connections, -1);
-}
-
-static void
-on_request_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
-{
-  HttpsServer *server = data;
-  GSocket *sock = soup_server_message_get_socket (msg);
-
-  /* A connection counts from its first request until its socket is freed. */
-  if (sock && !g_hash_table_contains (server->sockets, sock))
-    {
-      g_hash_table_add (server->sockets, sock);
-      g_object_weak_ref (G_OBJECT (sock), socket_gone, server);
-      sluice_counter_add (server->transport->connections, 1);
-    }
-}
+/* --- statuses --- */
 
 static void
 on_request_done (SoupServer *soup, SoupServerMessage *msg, gpointer data)
@@ -296,16 +272,6 @@ on_request_done (SoupServer *soup, SoupServerMessage *msg, gpointer data)
 void
 https_server_teardown_requests (HttpsServer *server)
 {
-  GHashTableIter it;
-  gpointer sock;
-
-  g_hash_table_iter_init (&it, server->sockets);
-  while (g_hash_table_iter_next (&it, &sock, NULL))
-    {
-      g_object_weak_unref (sock, socket_gone, server);
-      sluice_counter_add (server->transport->connections, -1);
-    }
-  g_hash_table_remove_all (server->sockets);
   for (GList *l = server->drains.head; l; l = l->next)
     g_cancellable_cancel (((HttpsDrain *) l->data)->cancellable);
 }
@@ -405,7 +371,6 @@ https_server_install_handlers (HttpsServer *server)
 {
   soup_server_add_early_handler (server->soup, NULL, early_request, server, NULL);
   soup_server_add_handler (server->soup, NULL, handle_request, server, NULL);
-  g_signal_connect (server->soup, "request-started", G_CALLBACK (on_request_started), server);
   g_signal_connect (server->soup, "request-finished", G_CALLBACK (on_request_done), server);
   g_signal_connect (server->soup, "request-aborted", G_CALLBACK (on_request_done), server);
 }

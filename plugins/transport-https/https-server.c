@@ -69,8 +69,7 @@ https_server_unref (HttpsServer *server)
   if (--server->ref_count > 0)
     return;
   g_hash_table_unref (server->principals);
-  g_hash_table_unref (server->sockets);
-  g_ptr_array_unref (server->listen_sockets);
+  g_ptr_array_unref (server->listeners);
   g_object_unref (server->cancellable);
   https_transport_unref (server->transport);
   g_free (server);
@@ -87,8 +86,8 @@ server_new (HttpsTransport *t, guint index, GMainContext *context)
   server->context = context;
   server->principals = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                               (GDestroyNotify) https_principal_cache_free);
-  server->sockets = g_hash_table_new (NULL, NULL);
-  server->listen_sockets = g_ptr_array_new_with_free_func (g_object_unref);
+  server->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) https_listener_free);
+  g_queue_init (&server->handshakes);
   server->cancellable = g_cancellable_new ();
   g_queue_init (&server->requests);
   g_queue_init (&server->drains);
@@ -265,48 +264,33 @@ bind_socket (GSocketAddress *addr, GError **error)
 
 /* --- per-worker set-up and teardown --- */
 
+/* Per worker index, a GPtrArray of its listening GSocket*s. */
 typedef struct {
-  GPtrArray *plain;   /* GSocket* per worker index: GPtrArray of GSocket* */
+  GPtrArray *plain;
   GPtrArray *tls;
-  GMutex lock;
-  GError *error;
 } SetupArgs;
 
 static void
 setup_on_worker (HttpsServer *server, gpointer data)
 {
   SetupArgs *args = data;
-  HttpsTransport *t = server->transport;
   GPtrArray *plain = args->plain->pdata[server->index];
   GPtrArray *tls = args->tls->pdata[server->index];
-  g_autoptr (GError) error = NULL;
 
   /* Created here so that its sources attach to this worker's context. */
   server->soup = soup_server_new ("server-header", NULL, NULL);
-  if (t->certificate)
-    soup_server_set_tls_certificate (server->soup, t->certificate);
   https_server_install_handlers (server);
-  for (guint i = 0; i < plain->len && !error; i++)
-    if (soup_server_listen_socket (server->soup, plain->pdata[i], 0, &error))
-      g_ptr_array_add (server->listen_sockets, g_object_ref (plain->pdata[i]));
-  for (guint i = 0; i < tls->len && !error; i++)
-    if (soup_server_listen_socket (server->soup, tls->pdata[i], SOUP_SERVER_LISTEN_HTTPS, &error))
-      g_ptr_array_add (server->listen_sockets, g_object_ref (tls->pdata[i]));
-  if (error)
-    {
-      g_mutex_lock (&args->lock);
-      if (!args->error)
-        args->error = g_steal_pointer (&error);
-      g_mutex_unlock (&args->lock);
-    }
+  for (guint i = 0; i < plain->len; i++)
+    https_server_listen (server, plain->pdata[i], FALSE);
+  for (guint i = 0; i < tls->len; i++)
+    https_server_listen (server, tls->pdata[i], TRUE);
 }
 
 static void
 close_listeners_on_worker (HttpsServer *server, gpointer data)
 {
-  /* libsoup's accept source sees the closed socket and removes itself. */
-  for (guint i = 0; i < server->listen_sockets->len; i++)
-    g_socket_close (server->listen_sockets->pdata[i], NULL);
+  for (guint i = 0; i < server->listeners->len; i++)
+    https_listener_close (server->listeners->pdata[i]);
 }
 
 static void
@@ -326,6 +310,7 @@ static void
 teardown_on_worker (HttpsServer *server, gpointer data)
 {
   close_listeners_on_worker (server, NULL);
+  https_server_cancel_handshakes (server);
   g_cancellable_cancel (server->cancellable);
   if (server->soup)
     {
@@ -400,7 +385,7 @@ https_create (SluiceHost *host, const SluiceTransportConfig *config, const void 
   t->request_bytes = sluice_host_counter (host, "sluice_http_request_bytes_total",
                                           "bytes of HTTP request bodies received");
   t->connections = sluice_host_gauge (host, "sluice_http_connections",
-                                      "open HTTP connections that sent a request");
+                                      "open HTTP connections");
   t->rejected_too_large = sluice_host_counter (host, "sluice_http_rejected_too_large_total",
                                                "requests refused for a body over max-body");
   return t;
@@ -454,7 +439,6 @@ https_start (gpointer self, GError **error)
   t->servers = g_new0 (HttpsServer *, t->n_servers);
   args.plain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
   args.tls = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
-  g_mutex_init (&args.lock);
   for (guint i = 0; i < t->n_servers; i++)
     {
       g_ptr_array_add (args.plain, g_ptr_array_new_with_free_func (g_object_unref));
@@ -468,15 +452,9 @@ https_start (gpointer self, GError **error)
       for (guint i = 0; i < t->n_servers; i++)
         t->servers[i] = server_new (t, i, sluice_host_get_worker_context (t->host, i));
       run_on_workers (t, setup_on_worker, &args, G_PRIORITY_HIGH);
-      if (args.error)
-        {
-          g_propagate_error (error, g_steal_pointer (&args.error));
-          ok = FALSE;
-        }
     }
   g_ptr_array_unref (args.plain);
   g_ptr_array_unref (args.tls);
-  g_mutex_clear (&args.lock);
   if (!ok)
     return FALSE;
 

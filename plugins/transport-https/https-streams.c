@@ -89,7 +89,8 @@ send_messages (SoupServerMessage *msg, GError **error)
   g_autoptr (GBytes) body = soup_message_body_flatten (soup_server_message_get_request_body (msg));
   g_autoptr (GPtrArray) messages = NULL;
   HttpsSendMessage *m;
-  const char *broker;
+  SoupMessageHeadersIter it;
+  const char *broker, *name, *value;
   gsize len = 0;
   const char *data = g_bytes_get_data (body, &len);
 
@@ -97,10 +98,20 @@ send_messages (SoupServerMessage *msg, GError **error)
     return https_parse_send_batch (data ? data : "", len, error);
 
   messages = g_ptr_array_new_with_free_func ((GDestroyNotify) https_send_message_free);
-  m = g_new0 (HttpsSendMessage, 1);
-  m->headers = g_ptr_array_new_with_free_func (g_free);
+  m = https_send_message_new ();
   m->body = g_bytes_ref (body);
   g_ptr_array_add (messages, m);
+  /* Application properties as on the device path (`iothub-app-X: v`): the
+   * other headers of a request are HTTP's, not the message's. */
+  soup_message_headers_iter_init (&it, headers);
+  while (soup_message_headers_iter_next (&it, &name, &value))
+    {
+      gboolean app;
+      const char *property = https_device_header_name (name, &app);
+
+      if (property && app)
+        https_send_message_set_header (m, property, value);
+    }
   broker = soup_message_headers_get_one (headers, "BrokerProperties");
   if (broker && !https_apply_broker_properties (m, broker, error))
     return NULL;

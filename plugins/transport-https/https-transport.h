@@ -25,6 +25,7 @@ typedef struct {
 typedef struct _HttpsTransport HttpsTransport;
 typedef struct _HttpsServer HttpsServer;
 typedef struct _HttpsRequest HttpsRequest;
+typedef struct _HttpsListener HttpsListener;
 
 struct _HttpsTransport {
   gint ref_count;
@@ -65,10 +66,10 @@ struct _HttpsServer {
   GMainContext *context;       /* the worker's (transfer none) */
   SoupServer *soup;
   GHashTable *principals;      /* "resource\ntoken" -> HttpsCachedPrincipal* */
-  GHashTable *sockets;         /* GSocket* seen by a request (weak) */
   GQueue requests;             /* HttpsRequest* waiting for the core */
   GCancellable *cancellable;   /* cancelled at stop: long polls, drains */
-  GPtrArray *listen_sockets;   /* GSocket*, closed at stop */
+  GPtrArray *listeners;        /* HttpsListener*, closed at stop */
+  GQueue handshakes;           /* TLS handshakes before libsoup sees a connection */
   GQueue drains;               /* HttpsDrain*: rejected connections closing */
 };
 
@@ -96,6 +97,14 @@ HttpsTransport *https_transport_ref (HttpsTransport *transport);
 void https_transport_unref (HttpsTransport *transport);
 HttpsServer *https_server_ref (HttpsServer *server);
 void https_server_unref (HttpsServer *server);
+
+/* --- https-listen.c (on the server's worker) --- */
+/* Accept on `socket` (bound and listening) and serve it with server->soup. */
+void https_server_listen (HttpsServer *server, GSocket *socket, gboolean tls);
+/* Stop accepting and close the socket. */
+void https_listener_close (HttpsListener *listener);
+void https_listener_free (HttpsListener *listener);
+void https_server_cancel_handshakes (HttpsServer *server);
 
 /* --- https-requests.c --- */
 /* Route every request of `server->soup`; count connections and statuses. */

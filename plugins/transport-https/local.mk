@@ -11,6 +11,9 @@ plugins_transport_https_transport_https_la_SOURCES = \
 	$(https_codec_sources) \
 	plugins/transport-https/https-transport.h \
 	plugins/transport-https/https-server.c \
+	plugins/transport-https/https-listen.c \
+	plugins/transport-https/https-stream.h \
+	plugins/transport-https/https-stream.c \
 	plugins/transport-https/https-requests.c \
 	plugins/transport-https/https-errors.c \
 	plugins/transport-https/https-auth.c \
