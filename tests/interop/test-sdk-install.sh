@@ -78,12 +78,16 @@ example=$tmp/example
 cp -r "$srcdir/examples/transport-lines" "$example"
 chmod -R u+w "$example"   # the source tree may be read-only (make distcheck)
 rm -f "$example"/*.so "$example"/*.o
-make -C "$example" >"$tmp/example.log" 2>&1
+# A clean environment for the example's make: nothing of this build's make.
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES make -C "$example" \
+  >"$tmp/example.log" 2>&1
 status=$?
 ok $status "the example builds with make against the installed SDK"
 [ $status -eq 0 ] || { tail -30 "$tmp/example.log" | diag; bail "example build failed"; }
 ! grep -qF -e "$srcdir" -e "$builddir" "$tmp/example.log"
-ok $? "no build-tree path appears in the example's compile commands"
+status=$?
+ok $status "no build-tree path appears in the example's compile commands"
+[ $status -eq 0 ] || diag <"$tmp/example.log"
 exported=$(nm -D --defined-only "$example/transport-lines.so" | awk '$2 ~ /^[TDBRVW]$/ { print $3 }')
 [ "$exported" = transport_lines_LTX_sluice_plugin_query ]
 ok $? "the example exports only transport_lines_LTX_sluice_plugin_query"
