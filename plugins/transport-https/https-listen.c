@@ -10,6 +10,8 @@
 #include "https-stream.h"
 
 #include <errno.h>
+#include <gio/gunixsocketaddress.h>
+#include <glib/gstdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -225,4 +227,31 @@ https_server_cancel_handshakes (HttpsServer *server)
 {
   for (GList *l = server->handshakes.head; l; l = l->next)
     g_cancellable_cancel (((HttpsHandshake *) l->data)->cancellable);
+}
+
+/* libsoup keeps a connection alive after a response only while its server
+ * has a listener of its own (otherwise it thinks it is shutting down). The
+ * transport accepts on its own sockets, so each SoupServer gets one that
+ * nobody can reach: a Unix socket whose file is removed right after
+ * listen(). */
+gboolean
+https_server_add_keepalive_anchor (HttpsServer *server, GError **error)
+{
+  g_autofree char *dir = g_dir_make_tmp ("sluice-https-XXXXXX", error);
+  g_autofree char *path = NULL;
+  g_autoptr (GSocket) sock = NULL;
+  g_autoptr (GSocketAddress) addr = NULL;
+  gboolean ok;
+
+  if (!dir)
+    return FALSE;
+  path = g_build_filename (dir, "s", NULL);
+  addr = g_unix_socket_address_new (path);
+  sock = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT,
+                       error);
+  ok = sock && g_socket_bind (sock, addr, FALSE, error) && g_socket_listen (sock, error)
+       && soup_server_listen_socket (server->soup, sock, 0, error);
+  g_unlink (path);
+  g_rmdir (dir);
+  return ok;
 }

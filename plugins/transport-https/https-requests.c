@@ -267,6 +267,13 @@ on_request_done (SoupServer *soup, SoupServerMessage *msg, gpointer data)
 
   if (status != 0)
     https_count_status (server->transport, status);
+  /* libsoup 3.2 takes a 204 (no Content-Length, as RFC 9110 wants) for a
+   * response ended by closing, and closes the keep-alive connection after
+   * it. Its body was empty by definition: say so before libsoup decides
+   * (it does right after this signal). */
+  if (status == SOUP_STATUS_NO_CONTENT || status == SOUP_STATUS_NOT_MODIFIED)
+    soup_message_headers_set_encoding (soup_server_message_get_response_headers (msg),
+                                       SOUP_ENCODING_CONTENT_LENGTH);
 }
 
 void

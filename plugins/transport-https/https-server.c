@@ -268,6 +268,8 @@ bind_socket (GSocketAddress *addr, GError **error)
 typedef struct {
   GPtrArray *plain;
   GPtrArray *tls;
+  GMutex lock;
+  GError *error;
 } SetupArgs;
 
 static void
@@ -277,9 +279,19 @@ setup_on_worker (HttpsServer *server, gpointer data)
   GPtrArray *plain = args->plain->pdata[server->index];
   GPtrArray *tls = args->tls->pdata[server->index];
 
+  g_autoptr (GError) error = NULL;
+
   /* Created here so that its sources attach to this worker's context. */
   server->soup = soup_server_new ("server-header", NULL, NULL);
   https_server_install_handlers (server);
+  if (!https_server_add_keepalive_anchor (server, &error))
+    {
+      g_mutex_lock (&args->lock);
+      if (!args->error)
+        args->error = g_steal_pointer (&error);
+      g_mutex_unlock (&args->lock);
+      return;
+    }
   for (guint i = 0; i < plain->len; i++)
     https_server_listen (server, plain->pdata[i], FALSE);
   for (guint i = 0; i < tls->len; i++)
@@ -439,6 +451,7 @@ https_start (gpointer self, GError **error)
   t->servers = g_new0 (HttpsServer *, t->n_servers);
   args.plain = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
   args.tls = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
+  g_mutex_init (&args.lock);
   for (guint i = 0; i < t->n_servers; i++)
     {
       g_ptr_array_add (args.plain, g_ptr_array_new_with_free_func (g_object_unref));
@@ -452,9 +465,16 @@ https_start (gpointer self, GError **error)
       for (guint i = 0; i < t->n_servers; i++)
         t->servers[i] = server_new (t, i, sluice_host_get_worker_context (t->host, i));
       run_on_workers (t, setup_on_worker, &args, G_PRIORITY_HIGH);
+      if (args.error)
+        {
+          g_propagate_prefixed_error (error, g_steal_pointer (&args.error),
+                                      "cannot set up the HTTP server: ");
+          ok = FALSE;
+        }
     }
   g_ptr_array_unref (args.plain);
   g_ptr_array_unref (args.tls);
+  g_mutex_clear (&args.lock);
   if (!ok)
     return FALSE;
 

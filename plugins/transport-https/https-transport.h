@@ -105,6 +105,8 @@ void https_server_listen (HttpsServer *server, GSocket *socket, gboolean tls);
 void https_listener_close (HttpsListener *listener);
 void https_listener_free (HttpsListener *listener);
 void https_server_cancel_handshakes (HttpsServer *server);
+/* Give server->soup an unreachable listener of its own (keep-alive). */
+gboolean https_server_add_keepalive_anchor (HttpsServer *server, GError **error);
 
 /* --- https-requests.c --- */
 /* Route every request of `server->soup`; count connections and statuses. */

@@ -10,6 +10,7 @@
 # SPDX-License-Identifier: Apache-2.0
 
 import base64
+import http.client
 import json
 import os
 import re
@@ -19,7 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import sluicetest as st  # noqa: E402
@@ -515,6 +515,23 @@ big = b"x" * (MAX_BODY + 1)
 check_error(call("POST", "/devices/dev1/messages/events", body=big, token=DEV1, address=tls,
                  cafile=CA), 413, True, "413 over TLS too")
 
+# --- keep-alive -----------------------------------------------------------------------------
+
+conn = http.client.HTTPConnection(*plain, timeout=30)
+socks = set()
+statuses = []
+for i in range(5):
+    for method, path, body in (("POST", "/devices/dev1/messages/events", "ka-%d" % i),
+                               ("GET", "/events", None), ("GET", "/nosuchstream", None)):
+        conn.request(method, path, body=body, headers={"Authorization": DEV1 if body else OWNER})
+        resp = conn.getresponse()
+        resp.read()
+        statuses.append(resp.status)
+        socks.add(id(conn.sock))
+tap.ok(statuses == [204, 200, 404] * 5 and len(socks) == 1,
+       "15 requests (204, 200, 404) on one keep-alive connection", (statuses, len(socks)))
+conn.close()
+
 # --- metrics --------------------------------------------------------------------------------
 
 code, body, _ = curl("http://%s:%d/metrics" % plain)
@@ -529,6 +546,27 @@ for name in ("sluice_http_request_bytes_total", "sluice_http_connections",
              "sluice_group_commit_appends_total"):
     tap.ok(re.search(r"^%s \d+" % name, text, re.M), "/metrics has %s" % name)
 tap.ok("# TYPE sluice_http_connections gauge" in text, "connections is a gauge")
+
+# Connections that clients close while idle between requests are let go
+# (libsoup 3.2 alone would keep each one, and its fd, forever).
+opened = []
+for i in range(20):
+    c = http.client.HTTPConnection(*plain, timeout=30)
+    c.request("GET", "/healthz")
+    c.getresponse().read()
+    opened.append(c)
+for c in opened:
+    c.close()
+deadline = time.monotonic() + 10
+gauge = None
+while time.monotonic() < deadline:
+    text = curl("http://%s:%d/metrics" % plain)[1].decode(errors="replace")
+    m = re.search(r"^sluice_http_connections (\d+)", text, re.M)
+    gauge = int(m.group(1)) if m else None
+    if gauge is not None and gauge <= 1:
+        break
+tap.ok(gauge is not None and gauge <= 1,
+       "20 connections closed by their clients after a request are gone (gauge %r)" % gauge)
 
 # --- graceful stop ----------------------------------------------------------------------------
 

@@ -396,8 +396,8 @@ class Hub:
 def https_hub_config(data_dir, policies, streams=None, https=None, extra=(), hub=None):
     """A hub with file storage, the key auth chain, the given policies and
     streams (as lines_hub_config) and transport-https on 127.0.0.1:0 plain
-    and TLS (options in `https`; the TLS certificate is the generated
-    development one, {data_dir}/tls/dev-cert.pem)."""
+    and TLS (options in `https`, None drops a key; the TLS certificate is the
+    generated development one, {data_dir}/tls/dev-cert.pem)."""
     if streams is None:
         streams = {"events": {"partitions": 4, "durability": "batch"}}
     hub_keys = {"hostname": "localhost", "data-dir": data_dir, "workers": 2}
@@ -414,6 +414,7 @@ def https_hub_config(data_dir, policies, streams=None, https=None, extra=(), hub
         sections.append(("stream." + name, keys))
     transport = {"plugin": "https", "listen": "127.0.0.1:0", "tls-listen": "127.0.0.1:0"}
     transport.update(https or {})
+    transport = {k: v for k, v in transport.items() if v is not None}
     sections.append(("transport.https", transport))
     sections.extend(extra)
     return config_text(sections)
