@@ -70,6 +70,7 @@ def client(round_no, client_no, address, stop, stats):
             if pos is None:
                 stats["errors"].append("client %d seq %d: %r" % (client_no, s, answer))
                 continue
+            stats["first_ack"].set()
             with acked_lock:
                 if pos in acked:
                     stats["errors"].append("offset %r answered twice" % (pos,))
@@ -124,12 +125,16 @@ try:
             tap.bail_out("round %d: sluiced did not start: %s" % (round_no, e))
         address = hub.address("lines")
         stop = threading.Event()
-        stats = {"acked": 0, "errors": []}
+        stats = {"acked": 0, "errors": [], "first_ack": threading.Event()}
         threads = [threading.Thread(target=client, args=(round_no, i, address, stop, stats))
                    for i in range(CLIENTS)]
         for t in threads:
             t.start()
-        time.sleep(rng.uniform(0.2, 1.5))     # the random moment of the crash
+        # The load is on once the first answer arrived (a slow sanitizer build
+        # may take a while to get there); then crash at a random moment.
+        if not stats["first_ack"].wait(60):
+            stats["errors"].append("no line answered within 60 s")
+        time.sleep(rng.uniform(0.2, 1.5))
         hub.kill9()
         for t in threads:
             t.join(60)
