@@ -188,6 +188,14 @@ set_server_error (const CtlRequest *request, SoupMessage *message, GBytes *body,
                "%s (%u %s)", line, status, code);
 }
 
+static void
+on_restarted (SoupMessage *message, gpointer data)
+{
+  const CtlRequest *request = data;
+
+  soup_message_set_request_body_from_bytes (message, request->content_type, request->body);
+}
+
 JsonNode *
 ctl_call (Ctl *ctl, const CtlRequest *request, GError **error)
 {
@@ -226,7 +234,12 @@ ctl_call (Ctl *ctl, const CtlRequest *request, GError **error)
   for (gsize i = 0; request->headers != NULL && request->headers[i] != NULL; i += 2)
     soup_message_headers_append (headers, request->headers[i], request->headers[i + 1]);
   if (request->body != NULL)
-    soup_message_set_request_body_from_bytes (message, request->content_type, request->body);
+    {
+      soup_message_set_request_body_from_bytes (message, request->content_type, request->body);
+      /* libsoup 3.2 resends a request whose kept-alive connection turned
+       * out closed, but with an empty body: give it the body again. */
+      g_signal_connect (message, "restarted", G_CALLBACK (on_restarted), (gpointer) request);
+    }
 
   g_debug ("%s %s", request->method, url);
   body = soup_session_send_and_read (ctl->session, message, NULL, &local);

@@ -128,7 +128,7 @@ def records(stream, partition, *extra):
 
 def keys_of(device):
     sym = ((device or {}).get("authentication") or {}).get("symmetricKey") or {}
-    return sym.get("primaryKey"), sym.get("secondaryKey")
+    return sym.get("primaryKey") or "", sym.get("secondaryKey") or ""
 
 
 # --- help and usage ---------------------------------------------------------------
