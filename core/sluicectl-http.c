@@ -131,7 +131,7 @@ parse_error_body (GBytes *body, char **code, char **text)
 }
 
 static void
-set_server_error (const CtlRequest *request, SoupMessage *message, GBytes *body,
+set_server_error (Ctl *ctl, const CtlRequest *request, SoupMessage *message, GBytes *body,
                   GError **error)
 {
   guint status = soup_message_get_status (message);
@@ -157,9 +157,15 @@ set_server_error (const CtlRequest *request, SoupMessage *message, GBytes *body,
       line = g_strdup_printf ("%s not found", subject);
       break;
     case SOUP_STATUS_UNAUTHORIZED:
-      line = g_strdup_printf ("the hub refused the credentials for %s: %s", subject,
-                              text != NULL ? text
-                              : "wrong key, expired token or disabled device");
+      /* The hub says no more than "unauthorized" (it does not tell an
+       * attacker which part was wrong); say what to check. */
+      if (request->token == NULL)
+        line = g_strdup_printf ("the hub refused policy '%s' for %s: check the connection "
+                                "string's SharedAccessKeyName and SharedAccessKey",
+                                ctl->policy_name, subject);
+      else
+        line = g_strdup_printf ("the hub refused the credentials of %s: is it disabled, "
+                                "or was its key changed?", subject);
       break;
     case SOUP_STATUS_FORBIDDEN:
       line = g_strdup_printf ("access to %s denied: %s", subject,
@@ -252,7 +258,7 @@ ctl_call (Ctl *ctl, const CtlRequest *request, GError **error)
   status = soup_message_get_status (message);
   if (!SOUP_STATUS_IS_SUCCESSFUL (status))
     {
-      set_server_error (request, message, body, error);
+      set_server_error (ctl, request, message, body, error);
       return NULL;
     }
 

@@ -13,6 +13,38 @@
 #define FOLLOW_WAIT_MS 20000
 #define DEVICE_TOKEN_TTL 3600
 
+/* WIRE.md: 1–255 characters of [A-Za-z0-9._-], not starting with `_`, and
+ * not a reserved first path segment (the hub matches paths
+ * case-insensitively, so neither does `Devices`). */
+static gboolean
+check_stream_name (const char *name, GError **error)
+{
+  static const char *const reserved[] = {
+    "devices", "twins", "messages", "files", "healthz", "metrics", "jobs",
+  };
+  gsize len = strlen (name);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (reserved); i++)
+    if (g_ascii_strcasecmp (name, reserved[i]) == 0)
+      {
+        g_set_error (error, CTL_ERROR, CTL_ERROR_USAGE,
+                     "'%s' is a reserved path of the hub, not a stream name", name);
+        return FALSE;
+      }
+  if (len == 0 || len > 255 || name[0] == '_')
+    goto bad;
+  for (const char *p = name; *p != '\0'; p++)
+    if (!g_ascii_isalnum (*p) && *p != '.' && *p != '_' && *p != '-')
+      goto bad;
+  return TRUE;
+
+bad:
+  g_set_error (error, CTL_ERROR, CTL_ERROR_USAGE,
+               "bad stream name '%s': 1 to 255 characters of A-Z a-z 0-9 . _ -, "
+               "not starting with _", name);
+  return FALSE;
+}
+
 /* --- send ------------------------------------------------------------------ */
 
 /* RFC 9110 token characters: what a header name may hold. */
@@ -137,6 +169,8 @@ send_run (Ctl *ctl, const CtlCommand *command, int argc, char **argv, GError **e
                            "--device and --stream exclude each other");
       return FALSE;
     }
+  if (stream != NULL && !check_stream_name (stream, error))
+    return FALSE;
   if (partition_key != NULL && stream == NULL)
     {
       g_set_error_literal (error, CTL_ERROR, CTL_ERROR_USAGE,
@@ -351,6 +385,8 @@ read_run (Ctl *ctl, const CtlCommand *command, int argc, char **argv, GError **e
   if (!ctl_parse_options (command, entries, &argc, &argv, 1, 1, error))
     return FALSE;
   stream = argv[1];
+  if (!check_stream_name (stream, error))
+    return FALSE;
   if (partition < 0)
     {
       g_set_error_literal (error, CTL_ERROR, CTL_ERROR_USAGE,
@@ -453,6 +489,7 @@ streams_show (Ctl *ctl, const CtlCommand *command, int argc, char **argv, GError
   g_autoptr (JsonNode) info = NULL;
 
   if (!ctl_parse_options (command, NULL, &argc, &argv, 1, 1, error)
+      || !check_stream_name (argv[1], error)
       || !ctl_require_service (ctl, "streams show", error))
     return FALSE;
   info = stream_get (ctl, argv[1], error);
@@ -481,6 +518,7 @@ offsets_show (Ctl *ctl, const CtlCommand *command, int argc, char **argv, GError
   g_autoptr (JsonNode) answer = NULL;
 
   if (!ctl_parse_options (command, NULL, &argc, &argv, 2, 2, error)
+      || !check_stream_name (argv[1], error)
       || !ctl_require_service (ctl, "offsets show", error))
     return FALSE;
   path = offsets_path (argv[1], argv[2]);
@@ -503,7 +541,8 @@ offsets_commit (Ctl *ctl, const CtlCommand *command, int argc, char **argv, GErr
   g_autoptr (JsonNode) answer = NULL;
   gint64 partition, offset;
 
-  if (!ctl_parse_options (command, NULL, &argc, &argv, 4, 4, error))
+  if (!ctl_parse_options (command, NULL, &argc, &argv, 4, 4, error)
+      || !check_stream_name (argv[1], error))
     return FALSE;
   if (!g_ascii_string_to_signed (argv[3], 10, 0, G_MAXINT32, &partition, NULL))
     {
