@@ -42,52 +42,39 @@ set_header (GPtrArray *headers, const char *name, const char *value)
 }
 
 /* The record headers of a telemetry request (borrowed strings: the request
- * headers and `auth_method`). */
+ * headers and `auth_method`): application properties in their order, then
+ * the system ones, where IoT Hub's own header (iothub-contenttype) wins over
+ * the plain HTTP one (Content-Type). */
 static GPtrArray *
 telemetry_headers (SoupMessageHeaders *request, const char *device_id, const char *auth_method)
 {
   GPtrArray *headers = g_ptr_array_new ();
+  g_autoptr (GPtrArray) plain = g_ptr_array_new ();
+  g_autoptr (GPtrArray) iothub = g_ptr_array_new ();
   SoupMessageHeadersIter it;
   const char *name, *value;
 
-  /* Three passes: application properties, then the plain HTTP ones
-   * (Content-Type), then IoT Hub's own (iothub-contenttype wins). */
-  for (int pass = 0; pass < 3; pass++)
+  soup_message_headers_iter_init (&it, request);
+  while (soup_message_headers_iter_next (&it, &name, &value))
     {
-      soup_message_headers_iter_init (&it, request);
-      while (soup_message_headers_iter_next (&it, &name, &value))
-        {
-          gboolean app;
-          const char *record_name = https_device_header_name (name, &app);
-          gboolean iothub = g_ascii_strncasecmp (name, "iothub-", 7) == 0;
+      gboolean app;
+      const char *record_name = https_device_header_name (name, &app);
+      GPtrArray *to;
 
-          if (!record_name)
-            continue;
-          if (pass == 0 && app)
-            {
-              g_ptr_array_add (headers, (gpointer) record_name);
-              g_ptr_array_add (headers, (gpointer) value);
-            }
-          else if ((pass == 1 && !app && !iothub) || (pass == 2 && !app && iothub))
-            set_header (headers, record_name, value);
-        }
+      if (!record_name)
+        continue;
+      to = app ? headers : g_ascii_strncasecmp (name, "iothub-", 7) == 0 ? iothub : plain;
+      g_ptr_array_add (to, (gpointer) record_name);
+      g_ptr_array_add (to, (gpointer) value);
     }
+  for (guint i = 0; i < plain->len; i += 2)
+    set_header (headers, plain->pdata[i], plain->pdata[i + 1]);
+  for (guint i = 0; i < iothub->len; i += 2)
+    set_header (headers, iothub->pdata[i], iothub->pdata[i + 1]);
   set_header (headers, "iothub-connection-device-id", device_id);
   set_header (headers, "iothub-connection-auth-method", auth_method);
   g_ptr_array_add (headers, NULL);
   return headers;
-}
-
-static void
-telemetry_done (const SluiceAppendResult *result, const GError *error, gpointer data)
-{
-  HttpsRequest *request = data;
-
-  if (error)
-    https_reply_gerror (request->msg, TRUE, error);
-  else
-    https_reply_empty (request->msg, SOUP_STATUS_NO_CONTENT);
-  https_request_finish (request);
 }
 
 void
@@ -123,9 +110,12 @@ https_handle_device_events (HttpsServer *server, SoupServerMessage *msg, HttpsRo
                                auth_method);
   body = soup_message_body_flatten (soup_server_message_get_request_body (msg));
   request = https_request_new (server, msg, route, principal);
-  /* The batch is built (headers copied) before this returns. */
-  sluice_host_publish (t->host, principal, "events", -1, request->route.device_id,
-                       (const char *const *) headers->pdata, body, telemetry_done, request);
+  if (!https_batch_add (server, request, "events", request->route.device_id,
+                        (const char *const *) headers->pdata, body, &error))
+    {
+      https_reply_gerror (msg, TRUE, error);
+      https_request_finish (request);
+    }
 }
 
 /* --- registry --- */

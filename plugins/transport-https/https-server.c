@@ -69,6 +69,7 @@ https_server_unref (HttpsServer *server)
   if (--server->ref_count > 0)
     return;
   g_hash_table_unref (server->principals);
+  g_hash_table_unref (server->batches);
   g_ptr_array_unref (server->listeners);
   g_object_unref (server->cancellable);
   https_transport_unref (server->transport);
@@ -89,6 +90,7 @@ server_new (HttpsTransport *t, guint index, GMainContext *context)
   server->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) https_listener_free);
   g_queue_init (&server->handshakes);
   server->cancellable = g_cancellable_new ();
+  server->batches = g_hash_table_new (NULL, NULL);
   g_queue_init (&server->requests);
   g_queue_init (&server->drains);
   return server;
@@ -322,6 +324,7 @@ static void
 teardown_on_worker (HttpsServer *server, gpointer data)
 {
   close_listeners_on_worker (server, NULL);
+  https_batches_flush (server);
   https_server_cancel_handshakes (server);
   g_cancellable_cancel (server->cancellable);
   if (server->soup)

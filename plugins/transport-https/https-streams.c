@@ -194,11 +194,49 @@ https_handle_stream_send (HttpsServer *server, SoupServerMessage *msg, HttpsRout
 
 /* --- GET /{stream}/partitions/{p}/messages --- */
 
+typedef struct {
+  HttpsRequest *request;
+  SluiceReadResult *result;
+  GError *error;
+} ReadHop;
+
+static void read_done (SluiceReadResult *result, const GError *error, gpointer data);
+
+static gboolean
+read_done_on_worker (gpointer data)
+{
+  ReadHop *hop = data;
+
+  read_done (hop->result, hop->error, hop->request);
+  g_clear_error (&hop->error);
+  g_free (hop);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 read_done (SluiceReadResult *result, const GError *error, gpointer data)
 {
   HttpsRequest *request = data;
-  g_autoptr (SluiceReadResult) owned = result;
+  g_autoptr (SluiceReadResult) owned = NULL;
+
+  /* Everything of a request lives on its worker. A completion that arrives
+   * on another thread (the core delivers a long poll woken by an append on
+   * the appending thread's context) is carried over first. */
+  if (!g_main_context_is_owner (request->server->context))
+    {
+      ReadHop *hop = g_new0 (ReadHop, 1);
+      GSource *source = g_idle_source_new ();
+
+      hop->request = request;
+      hop->result = result;
+      hop->error = error ? g_error_copy (error) : NULL;
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (source, read_done_on_worker, hop, NULL);
+      g_source_attach (source, request->server->context);
+      g_source_unref (source);
+      return;
+    }
+  owned = result;
   g_autoptr (GError) local = NULL;
   gint64 next = request->from;
   gint64 count = 0;

@@ -26,6 +26,7 @@ typedef struct _HttpsTransport HttpsTransport;
 typedef struct _HttpsServer HttpsServer;
 typedef struct _HttpsRequest HttpsRequest;
 typedef struct _HttpsListener HttpsListener;
+typedef struct _HttpsBatch HttpsBatch;
 
 struct _HttpsTransport {
   gint ref_count;
@@ -71,6 +72,8 @@ struct _HttpsServer {
   GPtrArray *listeners;        /* HttpsListener*, closed at stop */
   GQueue handshakes;           /* TLS handshakes before libsoup sees a connection */
   GQueue drains;               /* HttpsDrain*: rejected connections closing */
+  GHashTable *batches;         /* partition + 1 -> HttpsBatch*: telemetry to append */
+  GSource *flush_source;       /* appends the batches after this loop turn */
 };
 
 struct _HttpsRequest {
@@ -149,6 +152,19 @@ void https_count_status (HttpsTransport *transport, guint status);
 SluicePrincipal *https_authenticate (HttpsServer *server, SoupServerMessage *msg,
                                      const char *resource, GError **error);
 void https_principal_cache_free (HttpsCachedPrincipal *cached);
+
+/* --- https-batch.c (on the server's worker) --- */
+/* Queue one record for `stream` on behalf of `request` (already paused):
+ * checks Send and max-message, then gathers it with the other records of
+ * its partition in this turn of the loop; the request is answered (204 or
+ * the append's error) and finished when the batch is appended. FALSE with
+ * `error` set when refused at once (the caller answers). Strings and body
+ * are copied. */
+gboolean https_batch_add (HttpsServer *server, HttpsRequest *request, const char *stream,
+                          const char *key, const char *const *headers, GBytes *body,
+                          GError **error);
+/* Append whatever is gathered now (teardown). */
+void https_batches_flush (HttpsServer *server);
 
 /* --- https-device.c --- */
 void https_handle_device_events (HttpsServer *server, SoupServerMessage *msg,

@@ -17,6 +17,7 @@ plugins_transport_https_transport_https_la_SOURCES = \
 	plugins/transport-https/https-requests.c \
 	plugins/transport-https/https-errors.c \
 	plugins/transport-https/https-auth.c \
+	plugins/transport-https/https-batch.c \
 	plugins/transport-https/https-device.c \
 	plugins/transport-https/https-streams.c \
 	plugins/transport-https/https-ops.c
