@@ -199,7 +199,9 @@ on_restarted (SoupMessage *message, gpointer data)
 {
   const CtlRequest *request = data;
 
-  soup_message_set_request_body_from_bytes (message, request->content_type, request->body);
+  /* A 303 redirect turns the request into a GET without a body: keep it so. */
+  if (g_strcmp0 (soup_message_get_method (message), request->method) == 0)
+    soup_message_set_request_body_from_bytes (message, request->content_type, request->body);
 }
 
 JsonNode *
