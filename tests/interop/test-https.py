@@ -572,4 +572,34 @@ tap.ok(gauge is not None and gauge <= 1,
 
 code = hub.stop()
 tap.eq(code, 0, "sluiced stops on SIGTERM with status 0")
+
+# --- ops-auth: /metrics wants a ServiceConnect token, /healthz never does ------------------
+
+work2 = st.tempdir()
+data2 = os.path.join(work2, "data")
+hub2 = st.Hub(st.https_hub_config(data2, policies, {"events": {"partitions": 1}},
+                                  https={"ops-auth": True, "tls-listen": None}),
+              workdir=work2, data_dir=data2)
+try:
+    hub2.start()
+    addr2 = hub2.address("https", "plain")
+    status, _, _ = st.http_request(addr2, "GET", "/healthz")
+    tap.eq(status, 200, "ops-auth: /healthz still answers without a token")
+    code, body, _ = curl("-X", "POST", "http://%s:%d/devices/dev1/messages/events" % addr2,
+                         "-H", "Authorization: " + OWNER, "-H", "Expect: 100-continue",
+                         "--data-binary", "expecting")
+    tap.eq(code, 204, "Expect: 100-continue is honoured (curl)")
+    check_error(st.http_request(addr2, "GET", "/metrics"), 401, False,
+                "ops-auth: /metrics without a token: 401")
+    check_error(st.http_request(addr2, "GET", "/metrics",
+                                headers={"Authorization": policy_token("sender")}),
+                403, False, "ops-auth: /metrics with a token without ServiceConnect: 403")
+    status, _, data = st.http_request(addr2, "GET", "/metrics",
+                                      headers={"Authorization": OWNER})
+    tap.ok(status == 200 and b"sluice_http_requests_total" in data,
+           "ops-auth: /metrics with a ServiceConnect token: 200", data[:300])
+except st.HubError as e:
+    tap.ok(False, "second sluiced (ops-auth) runs", str(e))
+finally:
+    hub2.stop()
 tap.done()
