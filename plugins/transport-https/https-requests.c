@@ -245,7 +245,6 @@ https_request_finish (HttpsRequest *r)
     soup_server_message_unpause (r->msg);
   g_object_unref (r->msg);
   g_clear_pointer (&r->principal, sluice_principal_unref);
-  g_clear_pointer (&r->device, sluice_device_free);
   g_clear_error (&r->error);
   https_route_clear (&r->route);
   g_free (r);

@@ -1,12 +1,13 @@
 /* transport-https — the plugin: options, one SoupServer per I/O worker,
- * listeners (SO_REUSEPORT) and TLS, start and graceful stop.
+ * listening sockets (SO_REUSEPORT) and TLS, start and graceful stop.
  *
- * libsoup owns its listeners and its TLS (GTlsConnection from
+ * The transport owns its listeners and its TLS (GTlsConnection from
  * glib-networking), unlike the byte-stream transports whose sockets the core
  * owns (DESIGN.md "Sockets and TLS"). Every worker gets its own listening
  * socket on each address, all bound to the same port with SO_REUSEPORT, so
  * the kernel spreads connections over the workers and a connection, its
- * requests and their completions stay on one thread.
+ * requests and their completions stay on one thread. The worker accepts
+ * (https-listen.c) and hands each connection to its SoupServer.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "https-transport.h"
 

@@ -48,7 +48,6 @@ struct _HttpsTransport {
 
   SluiceCounter *status_counters[600];  /* atomic pointers, filled lazily */
   SluiceCounter *request_bytes;
-  SluiceCounter *requests_total;
   SluiceCounter *connections;
   SluiceCounter *rejected_too_large;
 };
@@ -84,7 +83,6 @@ struct _HttpsRequest {
   gboolean gone;               /* the client's connection is gone */
   HttpsRoute route;
   SluicePrincipal *principal;
-  GCancellable *cancellable;
 
   /* per operation */
   gint64 from;
@@ -92,7 +90,6 @@ struct _HttpsRequest {
   guint wait_ms;
   guint pending;               /* stream batch send: appends still running */
   GError *error;               /* stream batch send: the first failure */
-  SluiceDevice *device;        /* registry PUT */
 };
 
 /* --- https-server.c --- */
@@ -114,7 +111,7 @@ gboolean https_server_add_keepalive_anchor (HttpsServer *server, GError **error)
 /* --- https-requests.c --- */
 /* Route every request of `server->soup`; count connections and statuses. */
 void https_server_install_handlers (HttpsServer *server);
-/* At teardown, on the worker: forget sockets, stop closing connections. */
+/* At teardown, on the worker: give up on refused connections still closing. */
 void https_server_teardown_requests (HttpsServer *server);
 /* Pause `msg` and keep it until https_request_finish(). Takes the route's
  * strings (`route` is left empty). */

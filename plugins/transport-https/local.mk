@@ -37,3 +37,15 @@ plugins_transport_https_tests_test_https_codec_CFLAGS = $(AM_CFLAGS) \
 	-I$(top_srcdir)/plugins/transport-https -DG_LOG_DOMAIN=\"sluice-https\"
 plugins_transport_https_tests_test_https_codec_LDADD = \
 	$(top_builddir)/core/libsluice.la $(GLIB_LIBS) $(JSON_LIBS)
+
+# Error statuses and bodies (one table for every host error).
+check_PROGRAMS += plugins/transport-https/tests/test-https-errors
+TESTS += plugins/transport-https/tests/test-https-errors
+plugins_transport_https_tests_test_https_errors_SOURCES = \
+	plugins/transport-https/tests/test-https-errors.c \
+	plugins/transport-https/https-errors.c \
+	$(https_codec_sources)
+plugins_transport_https_tests_test_https_errors_CFLAGS = $(AM_CFLAGS) $(SOUP_CFLAGS) \
+	-I$(top_srcdir)/plugins/transport-https -DG_LOG_DOMAIN=\"sluice-https\"
+plugins_transport_https_tests_test_https_errors_LDADD = \
+	$(top_builddir)/core/libsluice.la $(SOUP_LIBS) $(GLIB_LIBS) $(JSON_LIBS)
