@@ -141,6 +141,9 @@ void host_writer_submit_trim (SluiceWriter *writer, SluicePartition *partition,
 /* --- host-jobs: run `work` on the pool, then `done` on the caller's context --- */
 typedef void (*HostJobFunc) (gpointer data);
 void host_job_run (SluiceHost *host, HostJobFunc work, HostJobFunc done, gpointer data);
+/* Same, with the completion on `context`. */
+void host_job_run_on (SluiceHost *host, GMainContext *context, HostJobFunc work,
+                      HostJobFunc done, gpointer data);
 /* Call `func(data)` on `context` (never inline); frees nothing. */
 void host_invoke (GMainContext *context, GSourceFunc func, gpointer data);
 

@@ -90,6 +90,8 @@ sluice_host_metrics_render (SluiceHost *host)
                         sluice_io_count_connections (host->io));
   g_mutex_lock (&host->metrics_lock);
   all = g_ptr_array_copy (host->metrics_order, NULL, NULL);
+  /* The copy inherits the free function; the metrics belong to the host. */
+  g_ptr_array_set_free_func (all, NULL);
   g_mutex_unlock (&host->metrics_lock);
   g_ptr_array_sort (all, compare_metrics);
   for (guint i = 0; i < all->len; i++)

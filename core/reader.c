@@ -36,12 +36,20 @@ pool_run (gpointer data, gpointer user_data)
 void
 host_job_run (SluiceHost *host, HostJobFunc work, HostJobFunc done, gpointer data)
 {
+  g_autoptr (GMainContext) context = g_main_context_ref_thread_default ();
+  host_job_run_on (host, context, work, done, data);
+}
+
+void
+host_job_run_on (SluiceHost *host, GMainContext *context, HostJobFunc work, HostJobFunc done,
+                 gpointer data)
+{
   HostJob *job = g_new0 (HostJob, 1);
 
   job->work = work;
   job->done = done;
   job->data = data;
-  job->context = g_main_context_ref_thread_default ();
+  job->context = g_main_context_ref (context);
   if (!host->pool)
     host->pool = g_thread_pool_new (pool_run, NULL, 4, FALSE, NULL);
   g_thread_pool_push (host->pool, job, NULL);
@@ -191,11 +199,12 @@ read_done (gpointer data)
   waiter_deliver (data);
 }
 
-/* Called with the waiter already FIRED by whoever won the race. */
+/* Called with the waiter already FIRED by whoever won the race, which may
+ * be the writer or sync thread: the answer goes to the reader's context. */
 static void
 waiter_start_read (SluiceWaiter *w)
 {
-  host_job_run (w->host, read_work, read_done, w);
+  host_job_run_on (w->host, w->context, read_work, read_done, w);
 }
 
 static void

@@ -329,6 +329,73 @@ test_long_poll (Fixture *f, gconstpointer data)
   }
 }
 
+/* A long poll woken by an append answers on the reader's own context (an
+ * I/O worker's), not on the thread that made the append visible. */
+typedef struct {
+  Fixture *f;
+  GMainContext *context;
+  gboolean done;
+  GThread *answered_on;
+  GThread *thread;
+  guint batches;
+  gboolean waiting;
+} ThreadRead;
+
+static void
+on_thread_read (SluiceReadResult *result, const GError *error, gpointer data)
+{
+  ThreadRead *t = data;
+
+  t->answered_on = g_thread_self ();
+  t->batches = result ? result->batches->len : 0;
+  sluice_read_result_free (result);
+  g_atomic_int_set (&t->done, TRUE);
+}
+
+static gboolean
+start_thread_read (gpointer data)
+{
+  ThreadRead *t = data;
+
+  sluice_host_read (t->f->host, t->f->owner, "n", 0, 0, 4096, 20000, NULL, on_thread_read, t);
+  g_atomic_int_set (&t->waiting, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+reader_thread (gpointer data)
+{
+  ThreadRead *t = data;
+
+  g_main_context_push_thread_default (t->context);
+  t->thread = g_thread_self ();
+  start_thread_read (t);
+  while (!g_atomic_int_get (&t->done))
+    g_main_context_iteration (t->context, TRUE);
+  g_main_context_pop_thread_default (t->context);
+  return NULL;
+}
+
+static void
+test_long_poll_context (Fixture *f, gconstpointer data)
+{
+  ThreadRead t = { f, g_main_context_new (), FALSE, NULL, NULL, 0, FALSE };
+  GThread *thread = g_thread_new ("reader", reader_thread, &t);
+  AppendWait a = { 0 };
+  g_autoptr (GBytes) body = g_bytes_new_static ("wake", 4);
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  while (!g_atomic_int_get (&t.waiting) && g_get_monotonic_time () < deadline)
+    g_usleep (1000);
+  sluice_host_publish (f->host, f->owner, "n", 0, NULL, NULL, body, on_append, &a);
+  wait_for (&a.done);
+  g_thread_join (thread);
+  g_assert_true (t.done);
+  g_assert_cmpuint (t.batches, ==, 1);
+  g_assert_true (t.answered_on == t.thread);
+  g_main_context_unref (t.context);
+}
+
 typedef struct {
   gboolean done;
   GArray *offsets;
@@ -710,6 +777,7 @@ main (int argc, char **argv)
   ADD ("/host/append-read", test_append_read);
   ADD ("/host/errors", test_errors);
   ADD ("/host/long-poll", test_long_poll);
+  ADD ("/host/long-poll-context", test_long_poll_context);
   ADD ("/host/groups", test_groups);
   ADD ("/host/restart", test_restart_keeps_data);
   ADD ("/host/retention", test_retention);
