@@ -47,6 +47,14 @@ sluice_host_get_worker_context (SluiceHost *host, guint i)
   return host->io ? sluice_io_get_context (host->io, i) : NULL;
 }
 
+void
+sluice_host_run_on_workers (SluiceHost *host, gint priority, SluiceWorkerFunc func,
+                            gpointer user_data)
+{
+  g_return_if_fail (host->io != NULL);
+  sluice_io_run_on_workers_indexed (host->io, priority, func, user_data);
+}
+
 const char *
 sluice_host_get_tls_cert_file (SluiceHost *host)
 {

@@ -75,6 +75,8 @@ typedef void (*SluiceIoWorkerFunc) (SluiceIoWorker *worker, gpointer user_data);
 /* Run `func` on every worker's thread and wait until all have returned. */
 G_GNUC_INTERNAL void sluice_io_run_on_workers (SluiceIo *io, SluiceIoWorkerFunc func,
                                                gpointer user_data);
+G_GNUC_INTERNAL void sluice_io_run_on_workers_full (SluiceIo *io, gint priority,
+                                                    SluiceIoWorkerFunc func, gpointer user_data);
 /* Wake whoever waits for connections to be gone. */
 G_GNUC_INTERNAL void sluice_io_notify_gone (SluiceIo *io);
 

@@ -42,6 +42,12 @@ SLUICE_INTERNAL void sluice_io_close_listeners (SluiceIo *io);
 SLUICE_INTERNAL void sluice_io_close_connections (SluiceIo *io, gpointer transport,
                                                   guint timeout_ms);
 SLUICE_INTERNAL guint sluice_io_count_connections (SluiceIo *io);
+/* Run `func (worker index, data)` on every worker's thread at `priority` and
+ * return when all have run. Not from a worker thread. */
+SLUICE_INTERNAL void sluice_io_run_on_workers_indexed (SluiceIo *io, gint priority,
+                                                       void (*func) (guint index,
+                                                                     gpointer user_data),
+                                                       gpointer user_data);
 /* Stop the workers and free everything. */
 SLUICE_INTERNAL void sluice_io_free (SluiceIo *io);
 

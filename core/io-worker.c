@@ -206,6 +206,14 @@ run_one (gpointer data)
 void
 sluice_io_run_on_workers (SluiceIo *io, SluiceIoWorkerFunc func, gpointer user_data)
 {
+  /* High priority: shutdown steps should not queue behind traffic. */
+  sluice_io_run_on_workers_full (io, G_PRIORITY_HIGH, func, user_data);
+}
+
+void
+sluice_io_run_on_workers_full (SluiceIo *io, gint priority, SluiceIoWorkerFunc func,
+                               gpointer user_data)
+{
   RunAll all = { .func = func, .user_data = user_data, .remaining = io->n_workers };
   g_autofree RunOne *ones = g_new0 (RunOne, io->n_workers);
 
@@ -215,9 +223,7 @@ sluice_io_run_on_workers (SluiceIo *io, SluiceIoWorkerFunc func, gpointer user_d
     {
       ones[i].all = &all;
       ones[i].worker = io->workers[i];
-      /* High priority: shutdown steps should not queue behind traffic. */
-      g_main_context_invoke_full (io->workers[i]->context, G_PRIORITY_HIGH, run_one, &ones[i],
-                                  NULL);
+      g_main_context_invoke_full (io->workers[i]->context, priority, run_one, &ones[i], NULL);
     }
   g_mutex_lock (&all.lock);
   while (all.remaining > 0)
@@ -233,6 +239,27 @@ sluice_io_notify_gone (SluiceIo *io)
   g_mutex_lock (&io->lock);
   g_cond_broadcast (&io->gone_cond);
   g_mutex_unlock (&io->lock);
+}
+
+typedef struct {
+  void (*func) (guint index, gpointer user_data);
+  gpointer user_data;
+} ByIndex;
+
+static void
+run_by_index (SluiceIoWorker *worker, gpointer data)
+{
+  ByIndex *b = data;
+  b->func (worker->index, b->user_data);
+}
+
+void
+sluice_io_run_on_workers_indexed (SluiceIo *io, gint priority,
+                                  void (*func) (guint index, gpointer user_data),
+                                  gpointer user_data)
+{
+  ByIndex b = { func, user_data };
+  sluice_io_run_on_workers_full (io, priority, run_by_index, &b);
 }
 
 guint

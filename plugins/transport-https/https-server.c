@@ -102,58 +102,29 @@ server_new (HttpsTransport *t, guint index, GMainContext *context)
 typedef void (*WorkerFunc) (HttpsServer *server, gpointer data);
 
 typedef struct {
+  HttpsTransport *t;
   WorkerFunc func;
   gpointer data;
-  GMutex lock;
-  GCond cond;
-  guint remaining;
-} RunAll;
+} OnWorker;
 
-typedef struct {
-  RunAll *all;
-  HttpsServer *server;
-} RunOne;
-
-static gboolean
-run_one (gpointer data)
+static void
+on_worker (guint index, gpointer data)
 {
-  RunOne *one = data;
-  RunAll *all = one->all;
+  OnWorker *w = data;
 
-  all->func (one->server, all->data);
-  g_mutex_lock (&all->lock);
-  all->remaining--;
-  g_cond_signal (&all->cond);
-  g_mutex_unlock (&all->lock);
-  return G_SOURCE_REMOVE;
+  if (index < w->t->n_servers && w->t->servers[index])
+    w->func (w->t->servers[index], w->data);
 }
 
-/* Run `func` on each worker's thread and wait for all of them. `priority`
- * LOW lets work already queued there (answers being written) go first. */
+/* Run `func` on each worker's server, on that worker's thread, and wait for
+ * all of them. `priority` LOW lets work already queued there (answers being
+ * written) go first. */
 static void
 run_on_workers (HttpsTransport *t, WorkerFunc func, gpointer data, gint priority)
 {
-  RunAll all = { .func = func, .data = data, .remaining = 0 };
-  g_autofree RunOne *ones = g_new0 (RunOne, t->n_servers);
+  OnWorker w = { t, func, data };
 
-  g_mutex_init (&all.lock);
-  g_cond_init (&all.cond);
-  for (guint i = 0; i < t->n_servers; i++)
-    if (t->servers[i])
-      all.remaining++;
-  for (guint i = 0; i < t->n_servers; i++)
-    if (t->servers[i])
-      {
-        ones[i].all = &all;
-        ones[i].server = t->servers[i];
-        g_main_context_invoke_full (t->servers[i]->context, priority, run_one, &ones[i], NULL);
-      }
-  g_mutex_lock (&all.lock);
-  while (all.remaining > 0)
-    g_cond_wait (&all.cond, &all.lock);
-  g_mutex_unlock (&all.lock);
-  g_mutex_clear (&all.lock);
-  g_cond_clear (&all.cond);
+  sluice_host_run_on_workers (t->host, priority, on_worker, &w);
 }
 
 /* --- addresses and sockets --- */

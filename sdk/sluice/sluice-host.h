@@ -20,6 +20,15 @@ SLUICE_API const char *sluice_host_get_data_dir (SluiceHost *host);
 SLUICE_API guint sluice_host_get_worker_count (SluiceHost *host);
 /* Worker i's context, for transports that own listeners. (transfer none) */
 SLUICE_API GMainContext *sluice_host_get_worker_context (SluiceHost *host, guint i);
+/* Run `func (worker index, user_data)` on every I/O worker's thread and
+ * return when all have run: for transports that keep per-worker state
+ * (servers, sources) created and destroyed on the worker that owns it.
+ * `priority` orders it against work already queued there (G_PRIORITY_LOW
+ * lets answers being written go first). Call it from the main thread, never
+ * from a worker (it would wait for itself). */
+typedef void (*SluiceWorkerFunc) (guint worker, gpointer user_data);
+SLUICE_API void sluice_host_run_on_workers (SluiceHost *host, gint priority,
+                                            SluiceWorkerFunc func, gpointer user_data);
 /* The certificate and key PEM files TLS listeners use when they set none:
  * `[hub] tls-cert` / `tls-key`, or the generated development pair. */
 SLUICE_API const char *sluice_host_get_tls_cert_file (SluiceHost *host);
