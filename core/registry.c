@@ -94,6 +94,18 @@ iso_time (gint64 ms)
   return g_date_time_format (t, "%Y-%m-%dT%H:%M:%S.%fZ");
 }
 
+/* The inverse of iso_time(); 0 for IoT Hub's "never" (year 1) or garbage. */
+static gint64
+parse_iso_time (const char *text)
+{
+  g_autoptr (GDateTime) t = NULL;
+
+  if (!text || g_str_has_prefix (text, "0001-"))
+    return 0;
+  t = g_date_time_new_from_iso8601 (text, NULL);
+  return t ? g_date_time_to_unix (t) * 1000 + g_date_time_get_microsecond (t) / 1000 : 0;
+}
+
 static void
 add_nullable (JsonBuilder *b, const char *name, const char *value)
 {
@@ -149,9 +161,6 @@ sluice_device_to_json (const SluiceDevice *d)
   json_builder_set_member_name (b, "iotEdge");
   json_builder_add_boolean_value (b, FALSE);
   json_builder_end_object (b);
-  /* Not IoT Hub's: kept so the stored record round-trips exactly. */
-  json_builder_set_member_name (b, "statusUpdatedTimeMs");
-  json_builder_add_int_value (b, d->status_updated_time);
   json_builder_end_object (b);
   root = json_builder_get_root (b);
   json_generator_set_root (gen, root);
@@ -230,7 +239,12 @@ sluice_device_from_json (const char *json, gssize len, GError **error)
           return NULL;
         }
     }
-  d->status_updated_time = json_object_get_int_member_with_default (o, "statusUpdatedTimeMs", 0);
+  {
+    g_autofree char *when = NULL;
+    if (!get_string (o, "statusUpdatedTime", &when, error))
+      return NULL;
+    d->status_updated_time = parse_iso_time (when);
+  }
   auth = get_object (o, "authentication", &local);
   if (local)
     {

@@ -693,11 +693,14 @@ test_device_json (void)
   g_assert_cmpstr (d->device_id, ==, "a");
   g_assert_false (d->enabled);
   g_assert_cmpstr (d->secondary_key, ==, "s");
+  d->status_updated_time = 1700000000123;
   json = sluice_device_to_json (d);
   g_assert_nonnull (strstr (json, "\"status\":\"disabled\""));
+  g_assert_nonnull (strstr (json, "\"statusUpdatedTime\":\"2023-11-14T22:13:20.123000Z\""));
   back = sluice_device_from_json (json, -1, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (back->primary_key, ==, "p");
+  g_assert_cmpint (back->status_updated_time, ==, 1700000000123);
   g_assert_null (sluice_device_from_json ("{\"status\":\"maybe\"}", -1, &error));
   g_assert_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID);
   g_clear_error (&error);
