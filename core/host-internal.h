@@ -153,6 +153,9 @@ void host_registry_clear (SluiceHost *host);
 
 /* --- host.c --- */
 void host_revoke (SluiceHost *host, const char *principal_id, const char *reason);
+/* --- host-auth.c --- */
+/* Every second on the main loop: revoke principals whose credentials expired. */
+gboolean host_expiry_tick (gpointer data);
 void host_metrics_init (SluiceHost *host);
 void host_metrics_clear (SluiceHost *host);
 gint64 host_now_ms (void);

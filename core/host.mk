@@ -1,6 +1,6 @@
 core_host_sources = \
 	core/host-private.h core/host-internal.h core/daemon-private.h \
-	core/host.c core/streams.c core/writer.c core/reader.c core/groups.c \
+	core/host.c core/host-auth.c core/streams.c core/writer.c core/reader.c core/groups.c \
 	core/registry.c core/metrics.c core/log.c core/daemon.c
 
 bin_PROGRAMS += core/sluiced
