@@ -1,0 +1,18 @@
+# plugins/transport-mqtt: an MQTT 3.1.1 and 5.0 broker on Sluice streams.
+# SPDX-License-Identifier: Apache-2.0
+
+# The pure parts (packet codec, topics, subscription and retained indexes):
+# bytes and structs in, structs out, no I/O, no core calls. One convenience
+# library that the transport, its unit tests and the fuzzer link.
+mqtt_codec_sources =
+mqtt_topic_sources = \
+	plugins/transport-mqtt/mqtt-topic.h \
+	plugins/transport-mqtt/mqtt-topic.c \
+	plugins/transport-mqtt/mqtt-subs.h \
+	plugins/transport-mqtt/mqtt-subs.c
+
+noinst_LTLIBRARIES += plugins/transport-mqtt/libmqtt-codec.la
+plugins_transport_mqtt_libmqtt_codec_la_SOURCES = \
+	$(mqtt_codec_sources) $(mqtt_topic_sources)
+plugins_transport_mqtt_libmqtt_codec_la_CFLAGS = $(AM_CFLAGS) \
+	-DG_LOG_DOMAIN=\"sluice-mqtt\"
