@@ -207,7 +207,11 @@ test_append_read (Fixture *f, gconstpointer data)
    * that still verifies. */
   g_assert_true (sluice_batch_validate (bytes, len, &count, &max_ts, &error));
   g_assert_no_error (error);
-  g_assert_cmpint (GINT64_FROM_BE (*(gint64 *) bytes), ==, 0);
+  {
+    gint64 base;
+    memcpy (&base, bytes, sizeof base);
+    g_assert_cmpint (GINT64_FROM_BE (base), ==, 0);
+  }
   g_assert_cmpint (bytes[SLUICE_BATCH_OFF_ATTRIBUTES + 1] & SLUICE_BATCH_ATTR_LOG_APPEND_TIME,
                    !=, 0);
   g_assert_cmpint (max_ts, ==, r1.append_time);

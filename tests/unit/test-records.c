@@ -884,7 +884,10 @@ test_stamp_incremental (void)
           sluice_batch_stamp (data, len, g_rand_int (rand), when);
           want = sluice_crc32c (0, data + SLUICE_BATCH_OFF_ATTRIBUTES,
                                 len - SLUICE_BATCH_OFF_ATTRIBUTES);
-          g_assert_cmphex (GUINT32_FROM_BE (*(guint32 *) (data + SLUICE_BATCH_OFF_CRC)), ==, want);
+          guint32 stored;
+
+          memcpy (&stored, data + SLUICE_BATCH_OFF_CRC, sizeof stored);
+          g_assert_cmphex (GUINT32_FROM_BE (stored), ==, want);
           g_assert_true (sluice_batch_validate (data, len, &count, &max_ts, &error));
           g_assert_no_error (error);
           g_assert_cmpint (max_ts, ==, when);
