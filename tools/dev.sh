@@ -4,11 +4,13 @@
 #   tools/dev.sh start   install what is missing, build, start sluiced on
 #                        examples/quickstart.conf (foreground; Ctrl-C stops it)
 #   tools/dev.sh test    install what is missing, build, run the whole test
-#                        suite; ends with the line `N passed, N failed`
+#                        suite, again under ASan + UBSan, a short bounded fuzz
+#                        run and `make distcheck`; ends with the line
+#                        `N passed, N failed`
 #   tools/dev.sh deps    only install the Debian packages
 #
-# Environment: BUILD_DIR (default ./_build), JOBS (default: number of cores),
-# SANITIZERS=1 to also run the suite under ASan + UBSan (test only).
+# Environment: BUILD_DIR (default ./_build), JOBS (default: number of cores);
+# SANITIZERS=0, FUZZ=0 or DISTCHECK=0 leave that part out (quicker local runs).
 # SPDX-License-Identifier: Apache-2.0
 set -euo pipefail
 
@@ -82,11 +84,30 @@ case "$cmd" in
     rc=0
     run_suite "$build" || rc=1
     read -r pass fail skip < <(count_results "$build")
-    if [ "${SANITIZERS:-0}" = 1 ]; then
+    if [ "${SANITIZERS:-1}" = 1 ]; then
+      echo "--- the suite again under AddressSanitizer + UndefinedBehaviorSanitizer"
       configure_build "$build-asan" --enable-sanitizers
-      ASAN_OPTIONS=detect_leaks=0 run_suite "$build-asan" || rc=1
+      run_suite "$build-asan" || rc=1
       read -r p2 f2 s2 < <(count_results "$build-asan")
       pass=$((pass + p2)); fail=$((fail + f2)); skip=$((skip + s2))
+    fi
+    if [ "${FUZZ:-1}" = 1 ] && grep -q '^fuzz-smoke:' "$build/Makefile"; then
+      echo "--- a short bounded fuzz run"
+      make -C "$build" -s fuzz-smoke >"$build/fuzz.out" 2>&1 || rc=1
+      fp=$(grep -cE '^ok ' "$build/fuzz.out" || true)
+      ff=$(grep -cE '^not ok ' "$build/fuzz.out" || true)
+      grep -E '^(not )?ok ' "$build/fuzz.out" || true
+      pass=$((pass + fp)); fail=$((fail + ff))
+    fi
+    if [ "${DISTCHECK:-1}" = 1 ]; then
+      echo "--- make distcheck"
+      if make -C "$build" -s distcheck >"$build/distcheck.out" 2>&1; then
+        echo "distcheck: ok"
+      else
+        echo "distcheck: FAILED (see $build/distcheck.out)"
+        tail -20 "$build/distcheck.out"
+        rc=1
+      fi
     fi
     [ "$skip" -gt 0 ] && echo "skipped: $skip (not counted as passes)"
     [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ] && fail=1 && echo "the build or a test driver failed; see $build/check.out"
