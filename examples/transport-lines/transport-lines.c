@@ -288,9 +288,9 @@ lines_conn_authenticate (LinesConn *conn, const char *line)
   conn->principal = sluice_host_authenticate (transport->host, &credentials, &error);
   if (conn->principal == NULL)
     {
-      /* The log gets the reason; the client only a generic refusal. */
-      g_message ("transport.%s: authentication failed for %s: %s", transport->instance_name,
-                 credentials.peer, error != NULL ? error->message : "no principal");
+      /* The host has logged the reason; the client gets a generic refusal. */
+      sluice_debug (transport->instance_name, "closing %s: not authenticated",
+                    credentials.peer);
       lines_conn_answer_now (conn, TRUE, "error unauthorized");
       return;
     }
@@ -553,8 +553,8 @@ lines_start (gpointer self, GError **error)
    * worth a warning here; each line then answers `error stream unknown`. */
   if (!sluice_host_stream_info (transport->host, transport->options->stream, &info,
                                 &local_error))
-    g_warning ("[transport.%s] stream '%s': %s", transport->instance_name,
-               transport->options->stream, local_error->message);
+    sluice_warning (transport->instance_name, "stream '%s': %s", transport->options->stream,
+                    local_error->message);
   return TRUE;
 }
 

@@ -43,6 +43,18 @@ typedef enum {
   SLUICE_ERROR_UNSUPPORTED,
 } SluiceError;
 
+/* Structured log lines from a plugin instance: the plugin is the log domain
+ * (define G_LOG_DOMAIN as "sluice-<kind>-<name>"), the instance a field, so
+ * `sluiced` prints `... sluice-transport-lines: message INSTANCE=lines`.
+ * Never log secrets (keys, tokens, passwords). */
+#define sluice_log(level, instance, ...)                                          \
+  g_log_structured (G_LOG_DOMAIN, (level), "SLUICE_INSTANCE", (instance) ? (instance) : "-", \
+                    "MESSAGE", __VA_ARGS__)
+#define sluice_warning(instance, ...) sluice_log (G_LOG_LEVEL_WARNING, instance, __VA_ARGS__)
+#define sluice_notice(instance, ...) sluice_log (G_LOG_LEVEL_MESSAGE, instance, __VA_ARGS__)
+#define sluice_info(instance, ...) sluice_log (G_LOG_LEVEL_INFO, instance, __VA_ARGS__)
+#define sluice_debug(instance, ...) sluice_log (G_LOG_LEVEL_DEBUG, instance, __VA_ARGS__)
+
 #define SLUICE_ERROR (sluice_error_quark ())
 SLUICE_API GQuark sluice_error_quark (void);
 
