@@ -16,3 +16,22 @@ plugins_transport_mqtt_libmqtt_codec_la_SOURCES = \
 	$(mqtt_codec_sources) $(mqtt_topic_sources)
 plugins_transport_mqtt_libmqtt_codec_la_CFLAGS = $(AM_CFLAGS) \
 	-DG_LOG_DOMAIN=\"sluice-mqtt\"
+
+# Topic rules and the subscription index, driven directly.
+mqtt_topic_test_cflags = $(AM_CFLAGS) -I$(top_srcdir)/plugins/transport-mqtt \
+	-DG_LOG_DOMAIN=\"sluice-mqtt\"
+mqtt_topic_test_ldadd = plugins/transport-mqtt/libmqtt-codec.la $(GLIB_LIBS)
+check_PROGRAMS += \
+	plugins/transport-mqtt/tests/test-mqtt-topic \
+	plugins/transport-mqtt/tests/test-mqtt-subs
+TESTS += \
+	plugins/transport-mqtt/tests/test-mqtt-topic \
+	plugins/transport-mqtt/tests/test-mqtt-subs
+plugins_transport_mqtt_tests_test_mqtt_topic_SOURCES = \
+	plugins/transport-mqtt/tests/test-mqtt-topic.c
+plugins_transport_mqtt_tests_test_mqtt_topic_CFLAGS = $(mqtt_topic_test_cflags)
+plugins_transport_mqtt_tests_test_mqtt_topic_LDADD = $(mqtt_topic_test_ldadd)
+plugins_transport_mqtt_tests_test_mqtt_subs_SOURCES = \
+	plugins/transport-mqtt/tests/test-mqtt-subs.c
+plugins_transport_mqtt_tests_test_mqtt_subs_CFLAGS = $(mqtt_topic_test_cflags)
+plugins_transport_mqtt_tests_test_mqtt_subs_LDADD = $(mqtt_topic_test_ldadd)

@@ -300,10 +300,14 @@ mqtt_topic_filter_covers (const char *allowed,
         return TRUE;
       if (is_level (requested + ri, rl, '#'))
         {
-          /* `requested` reaches every depth from here, with no level at all
-           * included, so only `#` covers it — except at the first level,
-           * where a topic has at least one level and `+/#` is `#`. */
-          return ri == 0 && allowed_len == 3 && memcmp (allowed, "+/#", 3) == 0;
+          /* `requested` reaches every depth from here, no level at all
+           * included, so only `#` covers it. But where no level at all would
+           * leave an empty topic name (`#` first, or after one empty level
+           * in `/#`), that case is void and `+/#` is as good. */
+          gboolean void_parent = ri == 0 || (ri == 1 && requested[0] == '/');
+
+          return void_parent && allowed_len - ai == 3
+            && memcmp (allowed + ai, "+/#", 3) == 0;
         }
       if (is_level (allowed + ai, al, '+'))
         ;
