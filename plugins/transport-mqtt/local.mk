@@ -9,7 +9,9 @@ mqtt_topic_sources = \
 	plugins/transport-mqtt/mqtt-topic.h \
 	plugins/transport-mqtt/mqtt-topic.c \
 	plugins/transport-mqtt/mqtt-subs.h \
-	plugins/transport-mqtt/mqtt-subs.c
+	plugins/transport-mqtt/mqtt-subs.c \
+	plugins/transport-mqtt/mqtt-retained.h \
+	plugins/transport-mqtt/mqtt-retained.c
 
 noinst_LTLIBRARIES += plugins/transport-mqtt/libmqtt-codec.la
 plugins_transport_mqtt_libmqtt_codec_la_SOURCES = \
@@ -23,10 +25,12 @@ mqtt_topic_test_cflags = $(AM_CFLAGS) -I$(top_srcdir)/plugins/transport-mqtt \
 mqtt_topic_test_ldadd = plugins/transport-mqtt/libmqtt-codec.la $(GLIB_LIBS)
 check_PROGRAMS += \
 	plugins/transport-mqtt/tests/test-mqtt-topic \
-	plugins/transport-mqtt/tests/test-mqtt-subs
+	plugins/transport-mqtt/tests/test-mqtt-subs \
+	plugins/transport-mqtt/tests/test-mqtt-retained
 TESTS += \
 	plugins/transport-mqtt/tests/test-mqtt-topic \
-	plugins/transport-mqtt/tests/test-mqtt-subs
+	plugins/transport-mqtt/tests/test-mqtt-subs \
+	plugins/transport-mqtt/tests/test-mqtt-retained
 plugins_transport_mqtt_tests_test_mqtt_topic_SOURCES = \
 	plugins/transport-mqtt/tests/test-mqtt-topic.c
 plugins_transport_mqtt_tests_test_mqtt_topic_CFLAGS = $(mqtt_topic_test_cflags)
@@ -35,3 +39,7 @@ plugins_transport_mqtt_tests_test_mqtt_subs_SOURCES = \
 	plugins/transport-mqtt/tests/test-mqtt-subs.c
 plugins_transport_mqtt_tests_test_mqtt_subs_CFLAGS = $(mqtt_topic_test_cflags)
 plugins_transport_mqtt_tests_test_mqtt_subs_LDADD = $(mqtt_topic_test_ldadd)
+plugins_transport_mqtt_tests_test_mqtt_retained_SOURCES = \
+	plugins/transport-mqtt/tests/test-mqtt-retained.c
+plugins_transport_mqtt_tests_test_mqtt_retained_CFLAGS = $(mqtt_topic_test_cflags)
+plugins_transport_mqtt_tests_test_mqtt_retained_LDADD = $(mqtt_topic_test_ldadd)
