@@ -4,7 +4,13 @@
 # The pure parts (packet codec, topics, subscription and retained indexes):
 # bytes and structs in, structs out, no I/O, no core calls. One convenience
 # library that the transport, its unit tests and the fuzzer link.
-mqtt_codec_sources =
+mqtt_codec_sources = \
+	plugins/transport-mqtt/mqtt-codec.h \
+	plugins/transport-mqtt/mqtt-codec-private.h \
+	plugins/transport-mqtt/mqtt-codec.c \
+	plugins/transport-mqtt/mqtt-decode.c \
+	plugins/transport-mqtt/mqtt-encode.c \
+	plugins/transport-mqtt/mqtt-props.c
 mqtt_topic_sources = \
 	plugins/transport-mqtt/mqtt-topic.h \
 	plugins/transport-mqtt/mqtt-topic.c \
@@ -43,3 +49,24 @@ plugins_transport_mqtt_tests_test_mqtt_retained_SOURCES = \
 	plugins/transport-mqtt/tests/test-mqtt-retained.c
 plugins_transport_mqtt_tests_test_mqtt_retained_CFLAGS = $(mqtt_topic_test_cflags)
 plugins_transport_mqtt_tests_test_mqtt_retained_LDADD = $(mqtt_topic_test_ldadd)
+
+# The packet codec: round trips and refusals of every packet type in both
+# versions, the stream decoder; then the recorded client and server streams
+# and the malformed cases of $(SLUICE_VECTORS)/mqtt.
+check_PROGRAMS += \
+	plugins/transport-mqtt/tests/test-mqtt-codec \
+	plugins/transport-mqtt/tests/test-mqtt-vectors
+TESTS += \
+	plugins/transport-mqtt/tests/test-mqtt-codec \
+	plugins/transport-mqtt/tests/test-mqtt-vectors
+mqtt_codec_test_cflags = $(AM_CFLAGS) -I$(top_srcdir)/plugins/transport-mqtt \
+	-DG_LOG_DOMAIN=\"sluice-mqtt\"
+mqtt_codec_test_ldadd = plugins/transport-mqtt/libmqtt-codec.la $(GLIB_LIBS) $(JSON_LIBS)
+plugins_transport_mqtt_tests_test_mqtt_codec_SOURCES = \
+	plugins/transport-mqtt/tests/test-mqtt-codec.c
+plugins_transport_mqtt_tests_test_mqtt_codec_CFLAGS = $(mqtt_codec_test_cflags)
+plugins_transport_mqtt_tests_test_mqtt_codec_LDADD = $(mqtt_codec_test_ldadd)
+plugins_transport_mqtt_tests_test_mqtt_vectors_SOURCES = \
+	plugins/transport-mqtt/tests/test-mqtt-vectors.c
+plugins_transport_mqtt_tests_test_mqtt_vectors_CFLAGS = $(mqtt_codec_test_cflags)
+plugins_transport_mqtt_tests_test_mqtt_vectors_LDADD = $(mqtt_codec_test_ldadd)

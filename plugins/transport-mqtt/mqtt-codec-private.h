@@ -74,7 +74,5 @@ gboolean mqtt_props_size (const MqttProperties *props, guint packet_type,
 /* Write the property length and the properties (mqtt_props_size() said
  * they are fine). */
 void mqtt_props_write (MqttWriter *w, const MqttProperties *props, gsize size);
-/* TRUE when no property is set. */
-gboolean mqtt_props_is_empty (const MqttProperties *props);
 
 G_END_DECLS

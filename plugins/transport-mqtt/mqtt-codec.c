@@ -551,7 +551,7 @@ check_order (MqttDecoder *d, guint type, GError **error)
 
   if (type == 0)
     {
-      mqtt_set_error (error, MQTT_RC_MALFORMED_PACKET, "reserved packet type 0");
+      mqtt_set_error (error, MQTT_RC_MALFORMED_PACKET, "packet type 0 is reserved");
       return FALSE;
     }
   if (d->role == MQTT_ROLE_SERVER)

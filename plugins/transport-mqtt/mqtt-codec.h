@@ -202,6 +202,8 @@ void mqtt_props_clear (MqttProperties *props);
 /* A deep copy of `src` into the uninitialised `dest`. */
 void mqtt_props_copy (MqttProperties *dest, const MqttProperties *src);
 gboolean mqtt_props_has (const MqttProperties *props, MqttPropId id);
+/* TRUE when no property is set. */
+gboolean mqtt_props_is_empty (const MqttProperties *props);
 /* Setters for the integer (byte, two byte, four byte) properties; a value
  * that does not fit the property's type is truncated to it. Setting
  * MQTT_PROP_SUBSCRIPTION_ID appends one identifier. */

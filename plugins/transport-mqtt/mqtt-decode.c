@@ -295,7 +295,7 @@ decode_subscribe (MqttReader *r, MqttPacket *p, MqttVersion version, GError **er
       if (s.qos == 3)
         {
           mqtt_set_error (error, MQTT_RC_MALFORMED_PACKET,
-                          "QoS 3 for '%s' (MQTT-3-8.3-4)", s.filter);
+                          "QoS 3 for '%s' (MQTT-3.8.3-4)", s.filter);
           return FALSE;
         }
       if (s.filter[0] == '\0')
@@ -450,7 +450,8 @@ mqtt_check_direction (guint type, MqttVersion version, MqttRole role, GError **e
 
   if (type == 0 || (type == MQTT_AUTH && !V5 (version)))
     {
-      mqtt_set_error (error, MQTT_RC_MALFORMED_PACKET, "reserved packet type %u", type);
+      mqtt_set_error (error, MQTT_RC_MALFORMED_PACKET, "packet type %u is reserved%s", type,
+                      type == MQTT_AUTH ? " before MQTT 5" : "");
       return FALSE;
     }
   if (((role == MQTT_ROLE_SERVER ? from_client : from_server) & (1u << type)) == 0)
@@ -571,7 +572,7 @@ mqtt_packet_decode (GBytes *packet, MqttVersion version, MqttRole role, GError *
   if (r.pos != r.end)
     {
       mqtt_set_error (error, MQTT_RC_MALFORMED_PACKET,
-                      "%s: %" G_GSIZE_FORMAT " bytes after the end of the packet",
+                      "%s: %" G_GSIZE_FORMAT " byte(s) past the end of its fields",
                       mqtt_packet_type_name (type), r.end - r.pos);
       return NULL;
     }
