@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 FUZZ_CC = clang
 FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
-FUZZ_TARGETS = tests/fuzz/fuzz-batch
+FUZZ_TARGETS = tests/fuzz/fuzz-batch tests/fuzz/fuzz-mqtt
 
 # The batch code is compiled straight into the target (not via libsluice)
 # so that all of it carries the fuzzer's coverage instrumentation.
@@ -17,8 +17,43 @@ tests/fuzz/fuzz-batch: $(fuzz_batch_sources)
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) \
 	  $(GLIB_CFLAGS) -o $@ $(fuzz_batch_sources) $(GLIB_LIBS)
 
+# The MQTT codec, compiled in for the same reason.
+fuzz_mqtt_sources = \
+	$(srcdir)/tests/fuzz/fuzz-mqtt.c \
+	$(srcdir)/plugins/transport-mqtt/mqtt-codec.c \
+	$(srcdir)/plugins/transport-mqtt/mqtt-decode.c \
+	$(srcdir)/plugins/transport-mqtt/mqtt-encode.c \
+	$(srcdir)/plugins/transport-mqtt/mqtt-props.c
+fuzz_mqtt_headers = \
+	$(srcdir)/plugins/transport-mqtt/mqtt-codec.h \
+	$(srcdir)/plugins/transport-mqtt/mqtt-codec-private.h
+
+tests/fuzz/fuzz-mqtt: $(fuzz_mqtt_sources) $(fuzz_mqtt_headers)
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) \
+	  -I$(srcdir)/plugins/transport-mqtt $(GLIB_CFLAGS) -o $@ $(fuzz_mqtt_sources) \
+	  $(GLIB_LIBS)
+
 fuzz: $(FUZZ_TARGETS)
 .PHONY: fuzz
 
+# A short bounded run of every target on its seed corpus (for CI):
+# tests/fuzz/fuzz-NAME runs on tests/fuzz/corpus/NAME. New inputs and any
+# crash go to tests/fuzz/smoke-NAME in the build tree, never the source.
+FUZZ_SMOKE_SECONDS = 20
+FUZZ_SMOKE_RUNS = 5000000
+fuzz-smoke: $(FUZZ_TARGETS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  name=$${t##*/fuzz-}; \
+	  work=tests/fuzz/smoke-$$name; \
+	  rm -rf $$work && $(MKDIR_P) $$work; \
+	  echo "fuzz-smoke: $$t, $(FUZZ_SMOKE_SECONDS) s on $(srcdir)/tests/fuzz/corpus/$$name"; \
+	  $$t -max_total_time=$(FUZZ_SMOKE_SECONDS) -runs=$(FUZZ_SMOKE_RUNS) -timeout=10 \
+	    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$$work/ \
+	    $$work $(srcdir)/tests/fuzz/corpus/$$name \
+	    || { echo "fuzz-smoke: $$t failed; the input is in $$work/"; exit 1; }; \
+	done
+.PHONY: fuzz-smoke
+
 CLEANFILES += $(FUZZ_TARGETS)
-EXTRA_DIST += tests/fuzz/fuzz-batch.c tests/fuzz/corpus
+EXTRA_DIST += tests/fuzz/fuzz-batch.c tests/fuzz/fuzz-mqtt.c tests/fuzz/corpus
