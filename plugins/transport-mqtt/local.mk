@@ -55,17 +55,25 @@ plugins_transport_mqtt_tests_test_mqtt_retained_LDADD = $(mqtt_topic_test_ldadd)
 # and the malformed cases of $(SLUICE_VECTORS)/mqtt.
 check_PROGRAMS += \
 	plugins/transport-mqtt/tests/test-mqtt-codec \
+	plugins/transport-mqtt/tests/test-mqtt-refusals \
 	plugins/transport-mqtt/tests/test-mqtt-vectors
 TESTS += \
 	plugins/transport-mqtt/tests/test-mqtt-codec \
+	plugins/transport-mqtt/tests/test-mqtt-refusals \
 	plugins/transport-mqtt/tests/test-mqtt-vectors
 mqtt_codec_test_cflags = $(AM_CFLAGS) -I$(top_srcdir)/plugins/transport-mqtt \
 	-DG_LOG_DOMAIN=\"sluice-mqtt\"
 mqtt_codec_test_ldadd = plugins/transport-mqtt/libmqtt-codec.la $(GLIB_LIBS) $(JSON_LIBS)
 plugins_transport_mqtt_tests_test_mqtt_codec_SOURCES = \
-	plugins/transport-mqtt/tests/test-mqtt-codec.c
+	plugins/transport-mqtt/tests/test-mqtt-codec.c \
+	plugins/transport-mqtt/tests/mqtt-test-util.h
 plugins_transport_mqtt_tests_test_mqtt_codec_CFLAGS = $(mqtt_codec_test_cflags)
 plugins_transport_mqtt_tests_test_mqtt_codec_LDADD = $(mqtt_codec_test_ldadd)
+plugins_transport_mqtt_tests_test_mqtt_refusals_SOURCES = \
+	plugins/transport-mqtt/tests/test-mqtt-refusals.c \
+	plugins/transport-mqtt/tests/mqtt-test-util.h
+plugins_transport_mqtt_tests_test_mqtt_refusals_CFLAGS = $(mqtt_codec_test_cflags)
+plugins_transport_mqtt_tests_test_mqtt_refusals_LDADD = $(mqtt_codec_test_ldadd)
 plugins_transport_mqtt_tests_test_mqtt_vectors_SOURCES = \
 	plugins/transport-mqtt/tests/test-mqtt-vectors.c
 plugins_transport_mqtt_tests_test_mqtt_vectors_CFLAGS = $(mqtt_codec_test_cflags)

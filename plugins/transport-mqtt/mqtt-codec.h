@@ -13,8 +13,14 @@
  * (mqtt_decoder_get_error_reply()).
  *
  * Left to the layers above on purpose: topic filter syntax (mqtt-topic),
- * client identifier policy, topic alias ranges, Receive Maximum, and
- * anything else that depends on session state or configuration.
+ * client identifier policy (3.1.1: an empty one with clean session 0 is
+ * CONNACK 0x02), topic alias ranges, Receive Maximum, payload format
+ * checks (0x99), and anything else that depends on session state or
+ * configuration.
+ *
+ * Round trips: a decoded packet encodes back to the bytes it came from
+ * (property order and the v5 short forms are kept), except where the peer
+ * used a longer than minimal Variable Byte Integer.
  *
  * SPDX-License-Identifier: Apache-2.0 */
 #pragma once
@@ -306,8 +312,8 @@ void mqtt_packet_free (MqttPacket *packet);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MqttPacket, mqtt_packet_free)
 /* "PUBLISH"; "reserved" for 0 and anything past AUTH. */
 const char *mqtt_packet_type_name (guint type);
-/* "Protocol Error"; "reason 0xNN" style names are not made up: NULL for a
- * code MQTT 5 does not define. */
+/* "Protocol Error" for MQTT_RC_PROTOCOL_ERROR; NULL for a code MQTT 5 does
+ * not define. */
 const char *mqtt_reason_name (guint8 reason);
 
 /* Convenience setters (copying). */
@@ -398,7 +404,8 @@ MqttVersion mqtt_decoder_get_version (const MqttDecoder *decoder);
 void mqtt_decoder_set_max_packet_size (MqttDecoder *decoder, gsize max_packet_size);
 
 /* Decode from a buffer the caller keeps (a transport's connection_input):
- * `data` holds everything not consumed yet. On MQTT_DECODE_PACKET,
+ * `data` holds everything not consumed yet. The packet's bytes are copied
+ * once; its binary fields and payload are slices of that copy. On MQTT_DECODE_PACKET,
  * `*consumed` is the packet's size and `*packet` the packet (transfer
  * full); otherwise `*consumed` is 0. On MQTT_DECODE_ERROR, `error` says why
  * (code: the reason) and mqtt_decoder_get_error_reply() what to answer. */
@@ -414,7 +421,10 @@ MqttDecodeStatus mqtt_decoder_next (MqttDecoder *decoder, MqttPacket **packet,
 /* Bytes fed and not yet decoded (a partial packet at end of stream). */
 gsize mqtt_decoder_get_buffered (const MqttDecoder *decoder);
 
-/* After MQTT_DECODE_ERROR: what to send before closing. */
+/* After MQTT_DECODE_ERROR: what to send before closing. A server in a v5
+ * enhanced-authentication exchange (AUTH packets after CONNECT, no CONNACK
+ * sent yet) must not send DISCONNECT (MQTT-3.14.0-1): it sends a CONNACK
+ * with the same code instead. */
 void mqtt_decoder_get_error_reply (const MqttDecoder *decoder, MqttErrorReply *reply);
 
 /* ------------------------------------------------------------------ */
