@@ -343,7 +343,7 @@ gboolean mqtt_frame_peek (const guint8 *data, gsize len, guint8 *first_byte,
                           guint32 *remaining_length, guint *header_size,
                           GError **error);
 
-/* Decode exactly one whole packet (`data` is the fixed header and the
+/* Decode exactly one whole packet (`packet` holds its fixed header and its
  * remaining length bytes, nothing more or less). `version` is that of the
  * connection; a CONNECT brings its own. Fields that are binary slice
  * `packet` without copying. Returns NULL with the reason as the error code
@@ -405,9 +405,9 @@ void mqtt_decoder_set_max_packet_size (MqttDecoder *decoder, gsize max_packet_si
 
 /* Decode from a buffer the caller keeps (a transport's connection_input):
  * `data` holds everything not consumed yet. The packet's bytes are copied
- * once; its binary fields and payload are slices of that copy. On MQTT_DECODE_PACKET,
- * `*consumed` is the packet's size and `*packet` the packet (transfer
- * full); otherwise `*consumed` is 0. On MQTT_DECODE_ERROR, `error` says why
+ * once; its binary fields and payload are slices of that copy. On
+ * MQTT_DECODE_PACKET, `*consumed` is the packet's size and `*packet` the
+ * packet (transfer full); otherwise `*consumed` is 0. On MQTT_DECODE_ERROR, `error` says why
  * (code: the reason) and mqtt_decoder_get_error_reply() what to answer. */
 MqttDecodeStatus mqtt_decoder_decode (MqttDecoder *decoder, const guint8 *data,
                                       gsize len, gsize *consumed,
@@ -433,7 +433,9 @@ void mqtt_decoder_get_error_reply (const MqttDecoder *decoder, MqttErrorReply *r
 /* Append `packet` encoded for `version` to `out`. Fails (leaving `out` as it
  * was) when a field cannot be encoded: a string or binary field over 65,535
  * bytes, a remaining length over MQTT_MAX_REMAINING_LENGTH, a QoS over 2, a
- * packet type or property the version does not have. The encoder does not
+ * packet type or property the version or packet does not have, a packet
+ * identifier 0 where one is needed, an empty SUBSCRIBE / UNSUBSCRIBE / SUBACK
+ * (or v5 UNSUBACK). The encoder does not
  * judge anything else; the caller sends what the peer accepts (e.g. its
  * Maximum Packet Size: compare the bytes appended). */
 gboolean mqtt_packet_encode (const MqttPacket *packet, MqttVersion version,
