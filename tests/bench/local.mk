@@ -4,7 +4,7 @@ tests_bench_bench_append_SOURCES = tests/bench/bench-append.c
 tests_bench_bench_append_LDADD = core/libsluice.la $(GLIB_LIBS) $(JSON_LIBS)
 EXTRA_DIST += tests/bench/run-append.py
 
-BENCH_RUNS ?= 5
+BENCH_RUNS ?= 7
 .PHONY: bench bench-append
 bench: bench-append
 bench-append: tests/bench/bench-append $(plugins_LTLIBRARIES)
