@@ -112,6 +112,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", 3)),
+                        help="repeat everything; the table shows medians")
     args = parser.parse_args()
 
     if not shutil.which("wrk"):
@@ -140,10 +142,12 @@ def main():
     with open(get_script, "w") as f:
         f.write('wrk.method = "GET"\n')
 
+    run_no = [0]
+
     def measure(name, durability, listener, url, lua=script):
         run_wrk(url, lua, args, args.warmup)
         r = run_wrk(url, lua, args, args.seconds)
-        r.update(name=name, durability=durability, listener=listener)
+        r.update(name=name, durability=durability, listener=listener, run=run_no[0])
         rows.append(r)
         print("# %-16s %-6s %-5s %10.0f req/s  p50 %s ms  p99 %s ms%s" % (
             name, durability, listener, r["rps"], r["p50"], r["p99"],
@@ -166,41 +170,59 @@ def main():
     cert = os.path.join(hubs[0][2], "tls", "dev-cert.pem")
     cert_key = os.path.join(hubs[0][2], "tls", "dev-key.pem")
     first.stop()
-    nginx_plain, nginx_tls = free_port(), free_port()
-    nginx = start_nginx(work, cert, cert_key, nginx_plain, nginx_tls)
-    try:
-        measure("nginx", "-", "plain", "http://127.0.0.1:%d%s" % (nginx_plain, path))
-        measure("nginx", "-", "tls", "https://127.0.0.1:%d%s" % (nginx_tls, path))
-    finally:
-        nginx.send_signal(signal.SIGQUIT)
-        nginx.wait(30)
-
-    for durability, hub, _ in hubs:
-        hub.start()
+    for run in range(args.runs):
+        run_no[0] = run
+        print("# run %d of %d" % (run + 1, args.runs), flush=True)
+        nginx_plain, nginx_tls = free_port(), free_port()
+        nginx = start_nginx(work, cert, cert_key, nginx_plain, nginx_tls)
         try:
-            plain = hub.address("https", "plain")
-            tls = hub.address("https", "tls")
-            measure("sluiced", durability, "plain", "http://%s:%d%s" % (plain + (path,)))
-            measure("sluiced", durability, "tls", "https://%s:%d%s" % (tls + (path,)))
-            if durability == "none":
-                # libsoup alone, without the core: the transport's ceiling.
-                measure("sluiced /healthz", "-", "plain", "http://%s:%d/healthz" % plain, get_script)
+            measure("nginx", "-", "plain", "http://127.0.0.1:%d%s" % (nginx_plain, path))
+            measure("nginx", "-", "tls", "https://127.0.0.1:%d%s" % (nginx_tls, path))
         finally:
-            code = hub.stop()
-            if code != 0:
-                die("sluiced (%s) exited with %s:\n%s" % (durability, code, hub.log_tail()))
+            nginx.send_signal(signal.SIGQUIT)
+            nginx.wait(30)
 
-    base = {r["listener"]: r["rps"] for r in rows if r["name"] == "nginx"}
+        for durability, hub, _ in hubs:
+            hub.start()
+            try:
+                plain = hub.address("https", "plain")
+                tls = hub.address("https", "tls")
+                measure("sluiced", durability, "plain", "http://%s:%d%s" % (plain + (path,)))
+                measure("sluiced", durability, "tls", "https://%s:%d%s" % (tls + (path,)))
+                if durability == "none":
+                    # libsoup alone, without the core: the transport's ceiling.
+                    measure("sluiced /healthz", "-", "plain", "http://%s:%d/healthz" % plain, get_script)
+            finally:
+                code = hub.stop()
+                if code != 0:
+                    die("sluiced (%s) exited with %s:\n%s" % (durability, code, hub.log_tail()))
+
+    # Medians over the runs; the ratio is taken per run (nginx and sluiced
+    # moments apart on the same machine), then its median.
+    def med(values):
+        v = sorted(x for x in values if x is not None)
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+    base = {(r["run"], r["listener"]): r["rps"] for r in rows if r["name"] == "nginx"}
+    keys = []
+    for r in rows:
+        k = (r["name"], r["durability"], r["listener"])
+        if k not in keys:
+            keys.append(k)
+    print()
+    print("Medians of %d runs:" % args.runs)
     print()
     print("| server | durability | listener | requests/s | p50 (ms) | p99 (ms) | × nginx |")
     # healthz: sluiced answering GET /healthz (libsoup and the transport
     # only, no append), for what the HTTP stack itself allows.
     print("|---|---|---|---:|---:|---:|---:|")
-    for r in rows:
-        ratio = r["rps"] / base[r["listener"]] if base.get(r["listener"]) else 0
+    for k in keys:
+        rs = [r for r in rows if (r["name"], r["durability"], r["listener"]) == k]
+        ratios = [r["rps"] / base[(r["run"], r["listener"])] for r in rs
+                  if base.get((r["run"], r["listener"]))]
         print("| %s | %s | %s | %.0f | %.2f | %.2f | %.2f |" % (
-            r["name"], r["durability"], r["listener"], r["rps"], r["p50"] or 0, r["p99"] or 0,
-            ratio))
+            k[0], k[1], k[2], med(r["rps"] for r in rs), med(r["p50"] for r in rs) or 0,
+            med(r["p99"] for r in rs) or 0, med(ratios) if ratios else 0))
     print()
     print("wrk: `%s` (URL per row; %d s after %d s of warm-up; 100-byte bodies)"
           % (re.sub(r" -s \S+ \S+$", " -s post.lua URL", rows[0]["cmd"]), args.seconds,
