@@ -604,7 +604,8 @@ sluice_host_reload (SluiceHost *host, GError **error)
       for (guint j = 0; revoked && revoked[j]; j++)
         host_revoke (host, revoked[j], "credentials changed by a configuration reload");
     }
-  g_message ("configuration reloaded from %s", host->config->path);
+  g_message ("policies reloaded from %s (other sections take effect at the next start)",
+             host->config->path);
   return TRUE;
 }
 
