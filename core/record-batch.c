@@ -50,18 +50,15 @@ batch_crc (const guint8 *data, gsize len)
                         len - SLUICE_BATCH_OFF_ATTRIBUTES);
 }
 
+/* The checks every reader of a batch needs before touching its fields:
+ * the header is there, magic 2, the length field matches, the codec
+ * exists. Shared by sluice_batch_validate() and the batch reader. */
 gboolean
-sluice_batch_validate (const guint8 *data, gsize len, gint32 *record_count,
-                       gint64 *max_timestamp, GError **error)
+sluice_batch_check_frame (const guint8 *data, gsize len, GError **error)
 {
-  guint32 length, stored_crc, crc;
+  guint32 length;
   guint16 attributes;
   guint codec;
-  gint32 last_offset_delta, count;
-  gsize records_len;
-
-  g_return_val_if_fail (data != NULL || len == 0, FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   /* The magic byte sits at the same place in every message format, so a
    * legacy v0 / v1 message set is named as such rather than as garbage. */
@@ -109,17 +106,6 @@ sluice_batch_validate (const guint8 *data, gsize len, gint32 *record_count,
       return FALSE;
     }
 
-  stored_crc = sluice_be32 (data + SLUICE_BATCH_OFF_CRC);
-  crc = batch_crc (data, len);
-  if (stored_crc != crc)
-    {
-      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_CORRUPT,
-                   "record batch CRC-32C mismatch: stored 0x%08" G_GINT32_MODIFIER
-                   "x, computed 0x%08" G_GINT32_MODIFIER "x",
-                   stored_crc, crc);
-      return FALSE;
-    }
-
   attributes = sluice_be16 (data + SLUICE_BATCH_OFF_ATTRIBUTES);
   codec = attributes & SLUICE_BATCH_ATTR_COMPRESSION_MASK;
   if (codec > SLUICE_COMPRESSION_ZSTD)
@@ -128,6 +114,34 @@ sluice_batch_validate (const guint8 *data, gsize len, gint32 *record_count,
                    "record batch uses compression codec %u, which does not exist "
                    "(0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd)",
                    codec);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+sluice_batch_validate (const guint8 *data, gsize len, gint32 *record_count,
+                       gint64 *max_timestamp, GError **error)
+{
+  guint32 stored_crc, crc;
+  guint codec;
+  gint32 last_offset_delta, count;
+  gsize records_len;
+
+  g_return_val_if_fail (data != NULL || len == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!sluice_batch_check_frame (data, len, error))
+    return FALSE;
+  codec = sluice_be16 (data + SLUICE_BATCH_OFF_ATTRIBUTES) & SLUICE_BATCH_ATTR_COMPRESSION_MASK;
+  stored_crc = sluice_be32 (data + SLUICE_BATCH_OFF_CRC);
+  crc = batch_crc (data, len);
+  if (stored_crc != crc)
+    {
+      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_CORRUPT,
+                   "record batch CRC-32C mismatch: stored 0x%08" G_GINT32_MODIFIER
+                   "x, computed 0x%08" G_GINT32_MODIFIER "x",
+                   stored_crc, crc);
       return FALSE;
     }
 

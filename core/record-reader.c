@@ -31,7 +31,6 @@ sluice_batch_reader_new (GBytes *batch, GError **error)
   g_autoptr (SluiceBatchReader) reader = NULL;
   const guint8 *data;
   gsize len;
-  guint32 length;
   guint16 attributes;
   guint codec;
   gint32 count;
@@ -40,40 +39,10 @@ sluice_batch_reader_new (GBytes *batch, GError **error)
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   data = g_bytes_get_data (batch, &len);
-  if (len < SLUICE_BATCH_HEADER_SIZE)
-    {
-      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
-                   "record batch truncated: %" G_GSIZE_FORMAT " bytes, "
-                   "a v2 batch header alone is %d",
-                   len, SLUICE_BATCH_HEADER_SIZE);
-      return NULL;
-    }
-  if (data[SLUICE_BATCH_OFF_MAGIC] != 2)
-    {
-      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
-                   "record batch magic is %d; only record batch v2 (magic 2) "
-                   "is supported",
-                   (gint8) data[SLUICE_BATCH_OFF_MAGIC]);
-      return NULL;
-    }
-  length = sluice_be32 (data + SLUICE_BATCH_OFF_LENGTH);
-  if ((guint64) length + 12 != len)
-    {
-      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
-                   "record batch length field says %" G_GUINT32_FORMAT
-                   " bytes follow it, but %" G_GSIZE_FORMAT " do",
-                   length, len - 12);
-      return NULL;
-    }
+  if (!sluice_batch_check_frame (data, len, error))
+    return NULL;
   attributes = sluice_be16 (data + SLUICE_BATCH_OFF_ATTRIBUTES);
   codec = attributes & SLUICE_BATCH_ATTR_COMPRESSION_MASK;
-  if (codec > SLUICE_COMPRESSION_ZSTD)
-    {
-      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
-                   "record batch uses compression codec %u, which does not exist",
-                   codec);
-      return NULL;
-    }
   if (codec != SLUICE_COMPRESSION_NONE)
     {
       g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_UNSUPPORTED,

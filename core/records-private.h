@@ -20,4 +20,9 @@ SLUICE_INTERNAL gboolean sluice_crc32c_have_hw (void);
  * crc(A) ^ crc(B) = shift(crc(A ^ B over the changed span) ^ crc(0s), tail). */
 SLUICE_INTERNAL guint32 sluice_crc32c_shift (guint32 raw, guint64 zeros);
 
+/* Header present, magic 2, length field equal to `len`, a codec that
+ * exists: what sluice_batch_validate() and the reader both check first. */
+G_GNUC_INTERNAL gboolean sluice_batch_check_frame (const guint8 *data, gsize len,
+                                                   GError **error);
+
 G_END_DECLS
