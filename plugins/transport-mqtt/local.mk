@@ -78,3 +78,30 @@ plugins_transport_mqtt_tests_test_mqtt_vectors_SOURCES = \
 	plugins/transport-mqtt/tests/test-mqtt-vectors.c
 plugins_transport_mqtt_tests_test_mqtt_vectors_CFLAGS = $(mqtt_codec_test_cflags)
 plugins_transport_mqtt_tests_test_mqtt_vectors_LDADD = $(mqtt_codec_test_ldadd)
+
+# The transport plugin: the connection state machine and the IoT Hub device
+# topics on the codec above.
+plugins_LTLIBRARIES += plugins/transport-mqtt/transport-mqtt.la
+plugins_transport_mqtt_transport_mqtt_la_SOURCES = \
+	plugins/transport-mqtt/mqtt-transport.h \
+	plugins/transport-mqtt/mqtt-transport.c \
+	plugins/transport-mqtt/mqtt-connection.c \
+	plugins/transport-mqtt/mqtt-iothub.c
+plugins_transport_mqtt_transport_mqtt_la_CFLAGS = $(AM_CFLAGS) \
+	-DG_LOG_DOMAIN=\"sluice-mqtt\"
+plugins_transport_mqtt_transport_mqtt_la_LDFLAGS = $(sluice_plugin_ldflags)
+plugins_transport_mqtt_transport_mqtt_la_LIBADD = \
+	plugins/transport-mqtt/libmqtt-codec.la $(sluice_plugin_libadd)
+
+# The IoT Hub helpers (topic, property bag, login form) as pure functions.
+check_PROGRAMS += plugins/transport-mqtt/tests/test-mqtt-iothub
+TESTS += plugins/transport-mqtt/tests/test-mqtt-iothub
+plugins_transport_mqtt_tests_test_mqtt_iothub_SOURCES = \
+	plugins/transport-mqtt/tests/test-mqtt-iothub.c \
+	plugins/transport-mqtt/mqtt-iothub.c \
+	plugins/transport-mqtt/mqtt-connection.c \
+	plugins/transport-mqtt/mqtt-transport.h
+plugins_transport_mqtt_tests_test_mqtt_iothub_CFLAGS = $(mqtt_codec_test_cflags)
+plugins_transport_mqtt_tests_test_mqtt_iothub_LDADD = \
+	plugins/transport-mqtt/libmqtt-codec.la $(top_builddir)/core/libsluice.la \
+	$(GLIB_LIBS) $(JSON_LIBS)

@@ -168,7 +168,7 @@ def plugin_path(extra=()):
     parts = [p for p in os.environ.get("SLUICE_PLUGIN_PATH", "").split(":") if p]
     bd = builddir()
     for rel in ("tests/plugins", "plugins/storage-file", "plugins/auth-key",
-                "plugins/transport-https"):
+                "plugins/transport-https", "plugins/transport-mqtt"):
         d = os.path.join(bd, rel)
         if d not in parts:
             parts.append(d)
