@@ -12,6 +12,12 @@
 
 #include <string.h>
 
+/* PUBLISHes whose append is in flight per connection before reading pauses
+ * (also the Receive Maximum told to v5 clients): bounded memory for a
+ * client that publishes faster than the stream's durability policy lets
+ * appends complete. Reading resumes below half of it. */
+#define MQTT_MAX_INFLIGHT 1024
+
 struct _MqttConn {
   gint ref_count;
   MqttTransport *transport;
@@ -20,6 +26,7 @@ struct _MqttConn {
   MqttVersion version;
   gboolean connected;            /* CONNACK 0 sent */
   gboolean closing;              /* a fatal answer is queued: ignore input */
+  gboolean paused;               /* too many appends in flight */
   SluicePrincipal *principal;
   guint watch_id;
   char *client_id;
@@ -213,6 +220,13 @@ conn_flush_acks (MqttConn *conn)
       conn_unref (ack->conn);
       pending_ack_free (ack);
     }
+  if (conn->paused && conn->acks.length < MQTT_MAX_INFLIGHT / 2)
+    {
+      conn->paused = FALSE;
+      /* The core presents the input left over again. */
+      if (conn->connection != NULL && !conn->closing)
+        sluice_connection_resume (conn->connection);
+    }
 }
 
 void
@@ -236,7 +250,12 @@ static gboolean
 keepalive_check (gpointer user_data)
 {
   MqttConn *conn = user_data;
-  gint64 idle = g_get_monotonic_time () - conn->last_packet;
+  gint64 idle;
+
+  /* A client we stopped reading is not idle. */
+  if (conn->paused)
+    conn->last_packet = g_get_monotonic_time ();
+  idle = g_get_monotonic_time () - conn->last_packet;
 
   /* MQTT-3.1.2-24: one and a half times the keepalive without a packet. */
   if (conn->connection != NULL && !conn->closing
@@ -432,6 +451,7 @@ conn_handle_connect (MqttConn *conn, MqttPacket *packet)
   if (conn->version == MQTT_VERSION_5)
     {
       mqtt_props_set_int (&props, MQTT_PROP_MAXIMUM_QOS, 1);
+      mqtt_props_set_int (&props, MQTT_PROP_RECEIVE_MAXIMUM, MQTT_MAX_INFLIGHT);
       mqtt_props_set_int (&props, MQTT_PROP_RETAIN_AVAILABLE, 0);
       mqtt_props_set_int (&props, MQTT_PROP_MAXIMUM_PACKET_SIZE,
                           (guint32) MIN (transport->options->max_packet, MQTT_MAX_PACKET_SIZE));
@@ -589,6 +609,12 @@ mqtt_conn_input (MqttConn *conn, const guint8 *data, gsize len)
       gsize consumed = 0;
       MqttDecodeStatus status;
 
+      if (conn->acks.length >= MQTT_MAX_INFLIGHT)
+        {
+          conn->paused = TRUE;
+          sluice_connection_pause (conn->connection);
+          break;
+        }
       status = mqtt_decoder_decode (conn->decoder, data + pos, len - pos, &consumed,
                                     &packet, &error);
       if (status == MQTT_DECODE_NEED_MORE)
