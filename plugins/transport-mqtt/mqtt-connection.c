@@ -45,7 +45,7 @@ struct _MqttPendingAck {
   gboolean done;
   guint8 reason;
   char *reason_string;
-  gboolean close_after;
+  gboolean failed;
 };
 
 static MqttConn *
@@ -191,7 +191,7 @@ conn_flush_acks (MqttConn *conn)
       g_queue_pop_head (&conn->acks);
       if (conn->connection != NULL && !conn->closing)
         {
-          if (ack->close_after && conn->version != MQTT_VERSION_5)
+          if (ack->failed && conn->version != MQTT_VERSION_5)
             {
               /* 3.1.1 has no negative PUBACK: closing without one is how the
                * client learns that this message was not taken. */
@@ -214,8 +214,6 @@ conn_flush_acks (MqttConn *conn)
               mqtt_encode_ack (out, conn->version, ack->type, ack->packet_id, ack->reason);
               conn_write (conn, out);
             }
-          if (ack->close_after)
-            conn_close (conn);
         }
       conn_unref (ack->conn);
       pending_ack_free (ack);
@@ -231,14 +229,14 @@ conn_flush_acks (MqttConn *conn)
 
 void
 mqtt_pending_ack_complete (MqttPendingAck *ack, guint8 reason, const char *reason_string,
-                           gboolean close_after)
+                           gboolean failed)
 {
   MqttConn *conn = ack->conn;
 
   ack->done = TRUE;
   ack->reason = reason;
   ack->reason_string = g_strdup (reason_string);
-  ack->close_after = close_after;
+  ack->failed = failed;
   conn_ref (conn);
   conn_flush_acks (conn);
   conn_unref (conn);

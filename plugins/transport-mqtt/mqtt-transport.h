@@ -50,11 +50,12 @@ typedef struct _MqttPendingAck MqttPendingAck;
 /* `type`: MQTT_PUBACK, or MQTT_PUBREC for a refused QoS 2 PUBLISH. */
 MqttPendingAck *mqtt_conn_queue_ack (MqttConn *conn, MqttPacketType type,
                                      guint16 packet_id);
-/* `reason` 0: success. With `close_after`, the connection closes once this
- * ack (v5) or the acks before it (v3.1.1: the failed one is not sent) are
- * written. `reason_string` (v5) may be NULL. Takes over `ack`. */
+/* `reason` 0: success. `failed`: the message was not taken; v5 says so
+ * with `reason` (and `reason_string`, may be NULL) and goes on, 3.1.1 has no
+ * negative PUBACK and closes once the acks before this one are written.
+ * Takes over `ack`. */
 void mqtt_pending_ack_complete (MqttPendingAck *ack, guint8 reason,
-                                const char *reason_string, gboolean close_after);
+                                const char *reason_string, gboolean failed);
 
 /* mqtt-iothub.c */
 /* Handle a PUBLISH on an accepted connection. */

@@ -40,7 +40,9 @@ work = st.tempdir()
 data_dir = os.path.join(work, "data")
 mqtt_section = ("transport.mqtt", {"plugin": "mqtt", "listen": "127.0.0.1:0",
                                    "tls-listen": "127.0.0.1:0", "max-packet": "64KiB"})
-hub = st.Hub(st.https_hub_config(data_dir, policies, extra=[mqtt_section]),
+# max-message 4KiB: a larger record is an append error the client must hear of.
+streams = {"events": {"partitions": PARTITIONS, "durability": "batch", "max-message": "4KiB"}}
+hub = st.Hub(st.https_hub_config(data_dir, policies, streams, extra=[mqtt_section]),
              workdir=work, data_dir=data_dir)
 try:
     hub.start()
@@ -306,8 +308,26 @@ tap.ok(got[0] == 0x90 and got[2:4] == b"\x00\x0d" and got[-1] == 0x83
 c.send(b"\xe0\x00")
 tap.ok(c.closed(), "DISCONNECT closes the connection")
 c.close()
-recs = wait_records("dev1", len(expected) + 2)
-tap.ok({"raw-311", "raw-5"} <= {r.get("body") for r in recs}
+
+# An append error: v5 answers PUBACK 0x97 with the reason, 3.1.1 closes after
+# the acknowledgements before it.
+c, _ = device_client(True)
+c.send(publish_packet(True, "devices/dev1/messages/events/", b"x" * 8192, 1, 14))
+got = c.packet() or b""
+tap.ok(got[0:1] == b"\x40" and got[2:5] == b"\x00\x0e\x97" and len(got) > 6,
+       "v5: a record over the stream's max-message gets PUBACK 0x97 with a reason string", got)
+c.send(publish_packet(True, "devices/dev1/messages/events/", b"after", 1, 15))
+tap.eq(c.packet(), b"\x40\x02\x00\x0f", "v5: the connection goes on after it")
+c.close()
+c, _ = device_client(False)
+c.send(publish_packet(False, "devices/dev1/messages/events/", b"first", 1, 20)
+       + publish_packet(False, "devices/dev1/messages/events/", b"x" * 8192, 1, 21))
+first = c.packet()
+tap.ok(first == b"\x40\x02\x00\x14" and c.closed(),
+       "3.1.1: the PUBACK before a failed append, then close (no PUBACK for it)", first)
+c.close()
+recs = wait_records("dev1", len(expected) + 4)
+tap.ok({"raw-311", "raw-5", "after", "first"} <= {r.get("body") for r in recs}
        and not [r for r in read_all("dev2")],
        "raw telemetry is stored; nothing was stored for dev2", [r.get("body") for r in recs])
 
