@@ -177,11 +177,12 @@ def packet(first, body):
     return bytes([first]) + varint(len(body)) + body
 
 
-def connect_packet(v5, client_id, user=None, password=None, keepalive=30):
-    flags = 0x02 | (0x80 if user is not None else 0) | (0x40 if password is not None else 0)
+def connect_packet(v5, client_id, user=None, password=None, keepalive=30, clean=True,
+                   props=b""):
+    flags = (0x02 if clean else 0) | (0x80 if user is not None else 0) | (0x40 if password is not None else 0)
     body = mqtt_str("MQTT") + bytes([5 if v5 else 4, flags]) + keepalive.to_bytes(2, "big")
     if v5:
-        body += b"\x00"
+        body += varint(len(props)) + props
     body += mqtt_str(client_id)
     if user is not None:
         body += mqtt_str(user)
@@ -284,6 +285,17 @@ c.send(publish_packet(False, "devices/dev2/messages/events/", b"spoof", 1, 8))
 tap.ok(c.closed(), "3.1.1: PUBLISH to another device's topic closes the connection")
 c.close()
 
+# Only clean sessions so far: a persistent one is accepted without a session.
+for v5 in (False, True):
+    c = Raw()
+    c.send(connect_packet(v5, "dev1", username("dev1"), TOKEN["dev1"], clean=False,
+                          props=b"\x11\x00\x00\x0e\x10" if v5 else b""))
+    got = c.packet() or b""
+    tap.ok(got[:4] == bytes([0x20, len(got) - 2, 0, 0])
+           and (not v5 or b"\x11\x00\x00\x00\x00" in got),
+           "%s: clean session 0%s is accepted with session present 0"
+           % ("v5" if v5 else "3.1.1", " and an expiry (told 0)" if v5 else ""), got)
+    c.close()
 c, ack = device_client(True)
 tap.ok(ack is not None and ack[:4] == bytes([0x20, len(ack) - 2, 0, 0]),
        "raw v5: the device token gets CONNACK 0 with properties", ack)
