@@ -111,5 +111,5 @@ static const SluiceTransportVTable mqtt_vtable = {
   .connection_closed = mqtt_connection_closed,
 };
 
-SLUICE_PLUGIN_DEFINE (transport, mqtt, "0.1", "MQTT 3.1.1 and 5.0 with IoT Hub device topics",
+SLUICE_PLUGIN_DEFINE (transport, mqtt, "0.1.0", "MQTT 3.1.1 and 5.0 with IoT Hub device topics",
                       "Apache-2.0", &mqtt_vtable, mqtt_options, sizeof (MqttOptions), NULL)

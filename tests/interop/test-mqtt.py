@@ -296,6 +296,10 @@ for v5 in (False, True):
            "%s: clean session 0%s is accepted with session present 0"
            % ("v5" if v5 else "3.1.1", " and an expiry (told 0)" if v5 else ""), got)
     c.close()
+c, ack = device_client(True, keepalive=0)
+tap.ok(ack is not None and b"\x13\x04\xb0" in ack,
+       "v5 keepalive 0: CONNACK says Server Keep Alive 1200 (keepalive-max)", ack)
+c.close()
 c, ack = device_client(True)
 tap.ok(ack is not None and ack[:4] == bytes([0x20, len(ack) - 2, 0, 0]),
        "raw v5: the device token gets CONNACK 0 with properties", ack)
