@@ -75,7 +75,7 @@ case "$cmd" in
   start)
     deps
     configure_build "$build"
-    export SLUICE_PLUGIN_PATH="$build/plugins/storage-file:$build/plugins/auth-key:$build/plugins/transport-https"
+    export SLUICE_PLUGIN_PATH="$build/plugins/storage-file:$build/plugins/auth-key:$build/plugins/transport-https:$build/plugins/transport-mqtt"
     cd "$top"
     exec "$build/core/sluiced" --config examples/quickstart.conf
     ;;

@@ -76,6 +76,11 @@ for desc, text, needle in bad_cases:
     tap.ok(r.returncode == 1 and needle in r.stderr and path in r.stderr,
            "--check-config refuses %s, naming the file and `%s`" % (desc, needle), r.stderr)
 
+quickstart = os.path.join(st.srcdir(), "examples", "quickstart.conf")
+r = run("--check-config", quickstart)
+tap.ok(r.returncode == 0 and r.stderr == "", "examples/quickstart.conf is a valid configuration",
+       r.stderr)
+
 r = run("--config", os.path.join(work, "missing.conf"))
 tap.ok(r.returncode == 1 and "missing.conf" in r.stderr, "a missing config file is named",
        r.stderr)
