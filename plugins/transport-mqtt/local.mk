@@ -42,11 +42,13 @@ plugins_transport_mqtt_tests_test_mqtt_topic_SOURCES = \
 plugins_transport_mqtt_tests_test_mqtt_topic_CFLAGS = $(mqtt_topic_test_cflags)
 plugins_transport_mqtt_tests_test_mqtt_topic_LDADD = $(mqtt_topic_test_ldadd)
 plugins_transport_mqtt_tests_test_mqtt_subs_SOURCES = \
-	plugins/transport-mqtt/tests/test-mqtt-subs.c
+	plugins/transport-mqtt/tests/test-mqtt-subs.c \
+	plugins/transport-mqtt/tests/mqtt-random-topics.h
 plugins_transport_mqtt_tests_test_mqtt_subs_CFLAGS = $(mqtt_topic_test_cflags)
 plugins_transport_mqtt_tests_test_mqtt_subs_LDADD = $(mqtt_topic_test_ldadd)
 plugins_transport_mqtt_tests_test_mqtt_retained_SOURCES = \
-	plugins/transport-mqtt/tests/test-mqtt-retained.c
+	plugins/transport-mqtt/tests/test-mqtt-retained.c \
+	plugins/transport-mqtt/tests/mqtt-random-topics.h
 plugins_transport_mqtt_tests_test_mqtt_retained_CFLAGS = $(mqtt_topic_test_cflags)
 plugins_transport_mqtt_tests_test_mqtt_retained_LDADD = $(mqtt_topic_test_ldadd)
 

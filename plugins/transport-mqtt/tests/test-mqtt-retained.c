@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "mqtt-retained.h"
+#include "mqtt-random-topics.h"
 
 #include <string.h>
 
@@ -292,36 +293,6 @@ test_cost (void)
 
 /* ---- randomized cross-check ---- */
 
-static const char *const alphabet[] = { "a", "b", "c", "" };
-
-static char *
-random_path (gboolean filter)
-{
-  guint n = g_test_rand_int_range (1, 5);
-  GString *out = g_string_new (NULL);
-
-  for (guint i = 0; i < n; i++)
-    {
-      guint pick = g_test_rand_int_range (0, filter ? 7 : 5);
-
-      if (i > 0)
-        g_string_append_c (out, '/');
-      if (pick < 4)
-        g_string_append (out, alphabet[pick]);
-      else if (pick == 4)
-        g_string_append (out, i == 0 ? "$s" : "d");
-      else if (pick == 5)
-        g_string_append_c (out, '+');
-      else
-        {
-          g_string_append_c (out, '#');
-          break;
-        }
-    }
-  if (out->len == 0)
-    g_string_append (out, "a");
-  return g_string_free (out, FALSE);
-}
 
 static void
 test_random (void)
