@@ -545,9 +545,16 @@ test_group_commit (Fixture *f, gconstpointer data)
   g_assert_cmpint (done, ==, 64);
   for (int i = 0; i < 64; i++)
     g_assert_no_error (w[i].error);
-  /* 64 concurrent appends are covered by a handful of fsyncs, not 64. */
+  /* 64 concurrent appends are covered by a few fsyncs, not 64: appends that
+   * arrive while one runs share the next. Usually 2 or 3 here; a loaded
+   * machine (sanitizers, a parallel suite) may deschedule the submitting
+   * thread between appends, so only ask for two appends per fsync on average:
+   * without group commit there would be 64. */
   g_assert_cmpint (sluice_counter_get (fsyncs) - before, >=, 1);
-  g_assert_cmpint (sluice_counter_get (fsyncs) - before, <=, 8);
+  g_assert_cmpint (sluice_counter_get (fsyncs) - before, <=, 32);
+  g_assert_cmpint (sluice_counter_get (sluice_host_counter (f->host,
+                                                            "sluice_group_commit_appends_total",
+                                                            NULL)), >=, 64);
 }
 
 static void
