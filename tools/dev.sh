@@ -24,7 +24,7 @@ PACKAGES=(
   libglib2.0-dev libjson-glib-dev libgnutls28-dev gnutls-bin
   libsoup-3.0-dev glib-networking
   python3 curl openssl ca-certificates
-  clang mosquitto-clients
+  clang libclang-rt-14-dev mosquitto-clients
 )
 
 deps() {
