@@ -446,7 +446,9 @@ sluice_host_start (SluiceHost *host, GError **error)
       t->tc.tls_cert = ct->tls_cert ? ct->tls_cert : host->tls_cert_file;
       t->tc.tls_key = ct->tls_cert ? ct->tls_key : host->tls_key_file;
       t->tc.tls_ca = ct->tls_ca;
+      t->tc.config = host->config;
       t->self = t->vtable->create (host, &t->tc, t->options, error);
+      t->tc.config = NULL;
       if (!t->self)
         {
           g_prefix_error (error, "[transport.%s]: ", ct->name);

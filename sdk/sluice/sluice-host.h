@@ -11,6 +11,7 @@
 #include <sluice/sluice-types.h>
 #include <sluice/sluice-record.h>
 #include <sluice/sluice-auth.h>
+#include <sluice/sluice-storage.h>
 
 G_BEGIN_DECLS
 
@@ -138,6 +139,50 @@ SLUICE_API void sluice_host_read (SluiceHost *host, SluicePrincipal *principal,
                                   gsize max_bytes, guint wait_ms, GCancellable *cancellable,
                                   SluiceReadFunc done, gpointer user_data);
 
+typedef void (*SluiceDoneFunc) (const GError *error, gpointer user_data);
+
+/* --- stream administration (Kafka CreateTopics / DeleteTopics, service APIs) --- */
+/* Create `stream` with `info`'s partitions (>= 1), durability, retention and
+ * max_message (0 / NONE fields take the hub's defaults: `[hub]` and
+ * CONFIG.md). Kept in the KV, so it survives restarts; a `[stream.*]`
+ * section of the same name still wins at the next start. SLUICE_ERROR_EXISTS
+ * when it exists, SLUICE_ERROR_INVALID for a bad name or partition count.
+ * Checks SLUICE_ACTION_MANAGE on `stream`. (async) (info: transfer none) */
+SLUICE_API void sluice_host_stream_create (SluiceHost *host, SluicePrincipal *principal,
+                                           const char *stream, const SluiceStreamInfo *info,
+                                           SluiceDoneFunc done, gpointer user_data);
+/* Delete `stream`, its partitions' data and its consumer groups. Appends in
+ * flight fail with SLUICE_ERROR_NOT_FOUND; waiting readers are answered.
+ * A stream named in a `[stream.*]` section is refused (SLUICE_ERROR_INVALID):
+ * it would come back at the next start. Checks SLUICE_ACTION_MANAGE. (async) */
+SLUICE_API void sluice_host_stream_delete (SluiceHost *host, SluicePrincipal *principal,
+                                           const char *stream, SluiceDoneFunc done,
+                                           gpointer user_data);
+
+/* --- key/value store for plugins (sessions, retained messages, producer state) ---
+ * Each plugin instance gets its own namespace (`space`, e.g. the transport
+ * instance name): keys are stored as `x/{space}/{key}` in the storage KV and
+ * no other namespace is reachable. Durable when `done` runs, like every
+ * kv_commit. Runs on the core's job threads; callbacks come back on the
+ * calling thread's context. */
+typedef void (*SluiceKvGetFunc) (GBytes *value /* transfer full, NULL: absent */,
+                                 const GError *error, gpointer user_data);
+/* `pairs` (SluiceKvPair*, keys without the `x/{space}/` prefix, transfer full)
+ * is NULL on error. */
+typedef void (*SluiceKvScanFunc) (GPtrArray *pairs, const GError *error, gpointer user_data);
+SLUICE_API void sluice_host_kv_get (SluiceHost *host, const char *space, const char *key,
+                                    SluiceKvGetFunc done, gpointer user_data);
+SLUICE_API void sluice_host_kv_scan (SluiceHost *host, const char *space, const char *prefix,
+                                     SluiceKvScanFunc done, gpointer user_data);
+/* Apply `ops` (keys relative to the space) atomically. (async) (ops: transfer none) */
+SLUICE_API void sluice_host_kv_commit (SluiceHost *host, const char *space,
+                                       const SluiceKvOp *ops, guint n, SluiceDoneFunc done,
+                                       gpointer user_data);
+/* The same scan, blocking: only from the main thread in a plugin's create /
+ * start (loading state before serving). (transfer full: SluiceKvPair*) */
+SLUICE_API GPtrArray *sluice_host_kv_scan_sync (SluiceHost *host, const char *space,
+                                                const char *prefix, GError **error);
+
 /* --- consumer groups (shared by every transport) --- */
 typedef struct {
   gint32 partition;
@@ -145,7 +190,6 @@ typedef struct {
   char *metadata;          /* may be NULL */
 } SluiceGroupOffset;
 
-typedef void (*SluiceDoneFunc) (const GError *error, gpointer user_data);
 /* `offsets` (GArray of SluiceGroupOffset, transfer full) is NULL on error. */
 typedef void (*SluiceOffsetsFunc) (GArray *offsets, const GError *error, gpointer user_data);
 

@@ -29,7 +29,11 @@ typedef struct {
   const char *tls_cert;        /* PEM files; the hub's (or generated) when unset */
   const char *tls_key;
   const char *tls_ca;          /* client CA bundle; NULL: client certs not verified by TLS */
-  gpointer reserved[8];
+  /* The whole configuration, for the section families the plugin owns
+   * (transport-mqtt: `[mqtt-map.*]`, `[mqtt-acl.*]`). Valid during create
+   * only. (ABI 1.0 addition: was reserved[0]) */
+  SluiceConfig *config;
+  gpointer reserved[7];
 } SluiceTransportConfig;
 
 typedef struct {
