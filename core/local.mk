@@ -16,3 +16,4 @@ core_libsluice_la_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS) -fvisibility=hidden \
 core_libsluice_la_LIBADD = $(GLIB_LIBS) $(JSON_LIBS) $(GNUTLS_LIBS) $(LTDL_LIBS) -lm
 core_libsluice_la_LDFLAGS = -version-info 0:0:0 -no-undefined
 include core/sluicectl.mk
+include core/migrate.mk

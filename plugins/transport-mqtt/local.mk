@@ -107,3 +107,4 @@ plugins_transport_mqtt_tests_test_mqtt_iothub_CFLAGS = $(mqtt_codec_test_cflags)
 plugins_transport_mqtt_tests_test_mqtt_iothub_LDADD = \
 	plugins/transport-mqtt/libmqtt-codec.la $(top_builddir)/core/libsluice.la \
 	$(GLIB_LIBS) $(JSON_LIBS)
+include plugins/transport-mqtt/acl.mk
