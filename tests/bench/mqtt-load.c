@@ -1,0 +1,1089 @@
+/* mqtt-load: an MQTT load generator on libmosquitto for `make bench-mqtt`.
+ *
+ * Load mode: P publishers and S subscribers, one thread and one libmosquitto
+ * client each, all in this process. Publishers send `--size`-byte payloads
+ * carrying a CLOCK_MONOTONIC timestamp, their index and a sequence number,
+ * as fast as the broker takes them (QoS 0: while the client's output queue
+ * is empty, i.e. TCP back-pressure; QoS 1: up to `--window` messages without
+ * PUBACK). Subscribers measure publish → receive latency from the timestamp
+ * and count what arrived per publisher, so losses and duplicates show up.
+ *
+ * Idle mode (`--idle N`): N plain CONNECTs on raw sockets (one descriptor
+ * each; a libmosquitto client also holds a socket pair), then one JSON line
+ * on stdout, then the connections stay open until stdin has a line or is
+ * closed, so that the caller can measure the broker's memory meanwhile.
+ *
+ * The result is one JSON object on stdout (one per phase in idle mode).
+ *
+ * SPDX-License-Identifier: Apache-2.0
+ */
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <mosquitto.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Payload layout: monotonic ns (8), publisher index (4), sequence (8). */
+#define HEADER_SIZE 20
+
+/* Latency histogram in microseconds: exact below 128 µs, then 64 buckets
+ * per power of two (under 1.6 % error), up to about 2^40 µs. */
+#define HIST_BUCKETS (36 * 64 + 128)
+
+enum
+{
+  PHASE_CONNECTING,
+  PHASE_RUNNING,
+  PHASE_STOPPING,
+  PHASE_FINISHED,
+};
+
+typedef struct
+{
+  guint index;
+  gboolean publisher;
+  char *client_id;
+  char *username;
+  char *password;
+  char *topic;
+  struct mosquitto *mosq;
+  GThread *thread;
+
+  /* Set by this client's thread, read by the main thread. */
+  atomic_int state;           /* 0 connecting, 1 ready, -1 failed */
+  char *error;
+  atomic_uint_fast64_t completed;  /* QoS 0: written; QoS 1: PUBACKed */
+  guint64 published;               /* handed to libmosquitto */
+  gint64 flushed_ns;
+  atomic_int flushed;
+
+  /* Subscriber */
+  atomic_uint_fast64_t received;
+  guint64 duplicates;
+  guint64 *next_seq;          /* per publisher */
+  guint64 *got;               /* per publisher */
+  guint64 hist[HIST_BUCKETS];
+  atomic_int_fast64_t last_rx_ns;
+  gboolean suback_failed;
+  gboolean subscribed;
+  int connack;                /* -1 until CONNACK */
+} Client;
+
+static char *opt_host = "127.0.0.1";
+static int opt_port = 1883;
+static char *opt_username;
+static char *opt_password;
+static char *opt_id_prefix = "bench";
+static char *opt_topic = "bench/load";
+static char *opt_sub_topic;
+static char *opt_auth_file;
+static int opt_qos;
+static int opt_publishers = 1;
+static int opt_subscribers = 1;
+static gint64 opt_count;
+static double opt_seconds = 10;
+static int opt_size = 100;
+static int opt_window = 100;
+static int opt_protocol = 311;
+static int opt_keepalive = 60;
+static double opt_drain = 5;
+static int opt_idle;
+static gboolean opt_nodelay;
+
+static GOptionEntry entries[] = {
+  { "host", 'h', 0, G_OPTION_ARG_STRING, &opt_host, "Broker host (127.0.0.1)", "HOST" },
+  { "port", 'p', 0, G_OPTION_ARG_INT, &opt_port, "Broker port (1883)", "PORT" },
+  { "username", 'u', 0, G_OPTION_ARG_STRING, &opt_username, "Username for every client", "NAME" },
+  { "password", 'P', 0, G_OPTION_ARG_STRING, &opt_password, "Password for every client", "PW" },
+  { "id-prefix", 'i', 0, G_OPTION_ARG_STRING, &opt_id_prefix,
+    "Client id prefix (bench): PREFIX-pub-N, PREFIX-sub-N, PREFIX-idle-N", "PREFIX" },
+  { "auth-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_auth_file,
+    "One 'client-id TAB username TAB password' line per client (publishers, then "
+    "subscribers; or the idle connections), overriding the three options above", "FILE" },
+  { "topic", 't', 0, G_OPTION_ARG_STRING, &opt_topic,
+    "Publish topic (bench/load); {id} is the client id", "TOPIC" },
+  { "sub-topic", 0, 0, G_OPTION_ARG_STRING, &opt_sub_topic,
+    "Subscription filter (the publish topic)", "FILTER" },
+  { "qos", 'q', 0, G_OPTION_ARG_INT, &opt_qos, "QoS of publishes and subscriptions (0)", "0|1" },
+  { "publishers", 0, 0, G_OPTION_ARG_INT, &opt_publishers, "Publishers (1)", "N" },
+  { "subscribers", 0, 0, G_OPTION_ARG_INT, &opt_subscribers, "Subscribers (1)", "N" },
+  { "count", 'n', 0, G_OPTION_ARG_INT64, &opt_count,
+    "Messages per publisher (0: publish for --seconds)", "N" },
+  { "seconds", 'd', 0, G_OPTION_ARG_DOUBLE, &opt_seconds, "Publishing time (10)", "S" },
+  { "size", 's', 0, G_OPTION_ARG_INT, &opt_size, "Payload bytes (100, at least 20)", "BYTES" },
+  { "window", 'w', 0, G_OPTION_ARG_INT, &opt_window,
+    "QoS 1 messages in flight per publisher (100)", "N" },
+  { "protocol", 'V', 0, G_OPTION_ARG_INT, &opt_protocol, "MQTT version: 311 or 5 (311)", "V" },
+  { "keepalive", 'k', 0, G_OPTION_ARG_INT, &opt_keepalive, "Keepalive seconds (60)", "S" },
+  { "drain", 0, 0, G_OPTION_ARG_DOUBLE, &opt_drain,
+    "After publishing, wait this long without progress for the rest (5)", "S" },
+  { "idle", 0, 0, G_OPTION_ARG_INT, &opt_idle, "Idle mode: open N connections and hold them", "N" },
+  { "nodelay", 0, 0, G_OPTION_ARG_NONE, &opt_nodelay, "TCP_NODELAY on the clients", NULL },
+  { NULL }
+};
+
+static atomic_int phase = PHASE_CONNECTING;
+static GMutex lock;
+static GCond changed;
+
+static gint64
+now_ns (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (gint64) ts.tv_sec * G_GINT64_CONSTANT (1000000000) + ts.tv_nsec;
+}
+
+static void
+notify (void)
+{
+  g_mutex_lock (&lock);
+  g_cond_broadcast (&changed);
+  g_mutex_unlock (&lock);
+}
+
+/* --- latency histogram --- */
+
+static guint
+hist_index (guint64 us)
+{
+  int msb;
+
+  if (us < 128)
+    return (guint) us;
+  msb = 63 - __builtin_clzll (us);
+  return MIN ((guint) (msb - 6) * 64 + (guint) (us >> (msb - 6)), HIST_BUCKETS - 1);
+}
+
+static double
+hist_value_ms (guint idx)
+{
+  guint shift;
+  guint64 m;
+
+  if (idx < 128)
+    return idx / 1000.0;
+  shift = idx / 64 - 1;
+  m = idx % 64 + 64;
+  /* The middle of the bucket. */
+  return (double) ((m << shift) + (G_GUINT64_CONSTANT (1) << shift) / 2) / 1000.0;
+}
+
+static double
+hist_percentile_ms (const guint64 *hist, double p)
+{
+  guint64 total = 0, seen = 0, want;
+
+  for (guint i = 0; i < HIST_BUCKETS; i++)
+    total += hist[i];
+  if (total == 0)
+    return -1;
+  want = (guint64) (p / 100.0 * total + 0.5);
+  want = CLAMP (want, 1, total);
+  for (guint i = 0; i < HIST_BUCKETS; i++)
+    {
+      seen += hist[i];
+      if (seen >= want)
+        return hist_value_ms (i);
+    }
+  return hist_value_ms (HIST_BUCKETS - 1);
+}
+
+/* --- libmosquitto callbacks (all on the client's own thread) --- */
+
+static void
+on_connect (struct mosquitto *mosq, void *data, int rc)
+{
+  Client *c = data;
+
+  c->connack = rc;
+}
+
+static void
+on_subscribe (struct mosquitto *mosq, void *data, int mid, int n, const int *granted)
+{
+  Client *c = data;
+
+  c->subscribed = TRUE;
+  for (int i = 0; i < n; i++)
+    if (granted[i] >= 0x80)
+      c->suback_failed = TRUE;
+}
+
+static void
+on_publish (struct mosquitto *mosq, void *data, int mid)
+{
+  Client *c = data;
+
+  atomic_fetch_add_explicit (&c->completed, 1, memory_order_relaxed);
+}
+
+static void
+on_message (struct mosquitto *mosq, void *data, const struct mosquitto_message *msg)
+{
+  Client *c = data;
+  const guint8 *p = msg->payload;
+  gint64 now = now_ns (), sent;
+  guint32 pub;
+  guint64 seq;
+
+  if (msg->payloadlen < HEADER_SIZE)
+    return;
+  memcpy (&sent, p, 8);
+  memcpy (&pub, p + 8, 4);
+  memcpy (&seq, p + 12, 8);
+  if (pub < (guint32) opt_publishers)
+    {
+      if (seq < c->next_seq[pub])
+        c->duplicates++;
+      else
+        c->next_seq[pub] = seq + 1;
+      c->got[pub]++;
+    }
+  if (now > sent)
+    c->hist[hist_index ((guint64) (now - sent) / 1000)]++;
+  atomic_store_explicit (&c->last_rx_ns, now, memory_order_relaxed);
+  atomic_fetch_add_explicit (&c->received, 1, memory_order_relaxed);
+}
+
+/* --- client threads --- */
+
+static void
+client_fail (Client *c, char *error)
+{
+  g_free (c->error);
+  c->error = error;
+  atomic_store (&c->state, -1);
+  notify ();
+}
+
+/* Runs the client's loop until `done` says so or `deadline` (monotonic ns)
+ * passes; FALSE when the connection failed (the error is recorded). */
+static gboolean
+client_loop_until (Client *c, gboolean (*done) (Client *), gint64 deadline, const char *what)
+{
+  while (!done (c))
+    {
+      int rc;
+
+      if (deadline > 0 && now_ns () > deadline)
+        {
+          client_fail (c, g_strdup_printf ("%s: timed out %s", c->client_id, what));
+          return FALSE;
+        }
+      rc = mosquitto_loop (c->mosq, 10, 1);
+      if (rc != MOSQ_ERR_SUCCESS)
+        {
+          client_fail (c, g_strdup_printf ("%s: connection lost %s: %s", c->client_id, what,
+                                           mosquitto_strerror (rc)));
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+got_connack (Client *c)
+{
+  return c->connack >= 0;
+}
+
+static gboolean
+got_suback (Client *c)
+{
+  return c->subscribed;
+}
+
+static gboolean
+all_flushed (Client *c)
+{
+  return !mosquitto_want_write (c->mosq)
+         && atomic_load (&c->completed) >= c->published;
+}
+
+static gboolean
+finished (Client *c)
+{
+  return atomic_load (&phase) >= PHASE_FINISHED;
+}
+
+static void
+fill_payload (guint8 *payload, guint32 index, guint64 seq)
+{
+  gint64 t = now_ns ();
+
+  memcpy (payload, &t, 8);
+  memcpy (payload + 8, &index, 4);
+  memcpy (payload + 12, &seq, 8);
+}
+
+static void
+publish_loop (Client *c)
+{
+  g_autofree guint8 *payload = g_malloc0 (opt_size);
+
+  memset (payload + HEADER_SIZE, 'x', opt_size - HEADER_SIZE);
+  while (atomic_load (&phase) == PHASE_RUNNING
+         && (opt_count == 0 || c->published < (guint64) opt_count))
+    {
+      /* A batch per loop turn, each write going straight to the socket
+       * (libmosquitto writes at once outside its own thread). */
+      for (int i = 0; i < 64; i++)
+        {
+          int rc;
+
+          if (opt_count > 0 && c->published >= (guint64) opt_count)
+            break;
+          if (opt_qos == 0 ? mosquitto_want_write (c->mosq)
+                           : c->published - atomic_load (&c->completed) >= (guint64) opt_window)
+            break;
+          fill_payload (payload, c->index, c->published);
+          rc = mosquitto_publish (c->mosq, NULL, c->topic, opt_size, payload, opt_qos, false);
+          if (rc != MOSQ_ERR_SUCCESS)
+            {
+              client_fail (c, g_strdup_printf ("%s: publish: %s", c->client_id,
+                                               mosquitto_strerror (rc)));
+              return;
+            }
+          c->published++;
+        }
+      if (mosquitto_loop (c->mosq, 10, 1) != MOSQ_ERR_SUCCESS)
+        {
+          client_fail (c, g_strdup_printf ("%s: connection lost while publishing",
+                                           c->client_id));
+          return;
+        }
+    }
+  /* Everything handed over is written (QoS 0) or acknowledged (QoS 1), or
+   * 60 s pass. */
+  if (!client_loop_until (c, all_flushed, now_ns () + 60 * G_GINT64_CONSTANT (1000000000),
+                          "flushing the last publishes"))
+    return;
+  c->flushed_ns = now_ns ();
+  atomic_store (&c->flushed, 1);
+  notify ();
+}
+
+static gpointer
+client_thread (gpointer data)
+{
+  Client *c = data;
+  gint64 deadline = now_ns () + 30 * G_GINT64_CONSTANT (1000000000);
+  int rc;
+
+  rc = mosquitto_connect (c->mosq, opt_host, opt_port, opt_keepalive);
+  if (rc != MOSQ_ERR_SUCCESS)
+    {
+      client_fail (c, g_strdup_printf ("%s: connect: %s", c->client_id,
+                                       rc == MOSQ_ERR_ERRNO ? g_strerror (errno)
+                                                            : mosquitto_strerror (rc)));
+      return NULL;
+    }
+  if (!client_loop_until (c, got_connack, deadline, "waiting for CONNACK"))
+    return NULL;
+  if (c->connack != 0)
+    {
+      client_fail (c, g_strdup_printf ("%s: CONNACK %d (%s)", c->client_id, c->connack,
+                                       mosquitto_connack_string (c->connack)));
+      return NULL;
+    }
+  if (!c->publisher)
+    {
+      rc = mosquitto_subscribe (c->mosq, NULL, opt_sub_topic, opt_qos);
+      if (rc != MOSQ_ERR_SUCCESS
+          || !client_loop_until (c, got_suback, deadline, "waiting for SUBACK"))
+        {
+          if (rc != MOSQ_ERR_SUCCESS)
+            client_fail (c, g_strdup_printf ("%s: subscribe: %s", c->client_id,
+                                             mosquitto_strerror (rc)));
+          return NULL;
+        }
+      if (c->suback_failed)
+        {
+          client_fail (c, g_strdup_printf ("%s: SUBACK refused %s", c->client_id,
+                                           opt_sub_topic));
+          return NULL;
+        }
+    }
+  atomic_store (&c->state, 1);
+  notify ();
+
+  /* Keep the connection serviced while the others connect. */
+  while (atomic_load (&phase) == PHASE_CONNECTING)
+    if (mosquitto_loop (c->mosq, 10, 1) != MOSQ_ERR_SUCCESS)
+      {
+        client_fail (c, g_strdup_printf ("%s: connection lost before the start", c->client_id));
+        return NULL;
+      }
+  if (c->publisher)
+    publish_loop (c);
+  if (atomic_load (&c->state) >= 0)
+    client_loop_until (c, finished, 0, "before the end");
+  mosquitto_disconnect (c->mosq);
+  return NULL;
+}
+
+/* --- auth file --- */
+
+static gboolean
+read_auth_file (GPtrArray **out, GError **error)
+{
+  g_autofree char *text = NULL;
+  g_auto (GStrv) lines = NULL;
+  g_autoptr (GPtrArray) entries_ = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
+
+  if (!g_file_get_contents (opt_auth_file, &text, NULL, error))
+    return FALSE;
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      char **fields;
+
+      if (lines[i][0] == '\0')
+        continue;
+      fields = g_strsplit (lines[i], "\t", 3);
+      if (g_strv_length (fields) != 3)
+        {
+          g_strfreev (fields);
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "%s:%u: want client-id TAB username TAB password", opt_auth_file, i + 1);
+          return FALSE;
+        }
+      g_ptr_array_add (entries_, fields);
+    }
+  *out = g_steal_pointer (&entries_);
+  return TRUE;
+}
+
+/* Client i's id, username and password: the auth file's line i or the
+ * options. FALSE when the file has too few lines. */
+static gboolean
+credentials_for (GPtrArray *auth, guint i, const char *role, guint n, char **id, char **user,
+                 char **password, GError **error)
+{
+  if (auth != NULL)
+    {
+      char **f;
+
+      if (i >= auth->len)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "%s has %u lines, %u clients need one each", opt_auth_file, auth->len,
+                       i + 1);
+          return FALSE;
+        }
+      f = g_ptr_array_index (auth, i);
+      *id = g_strdup (f[0]);
+      *user = f[1][0] != '\0' ? g_strdup (f[1]) : NULL;
+      *password = f[2][0] != '\0' ? g_strdup (f[2]) : NULL;
+      return TRUE;
+    }
+  *id = g_strdup_printf ("%s-%s-%u", opt_id_prefix, role, n);
+  *user = g_strdup (opt_username);
+  *password = g_strdup (opt_password);
+  return TRUE;
+}
+
+static void
+raise_fd_limit (void)
+{
+  struct rlimit rl;
+
+  /* 10,000 idle connections need more than the usual 1,024 descriptors. */
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+    {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit (RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void
+print_json (JsonBuilder *b)
+{
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  g_autofree char *text = NULL;
+
+  json_generator_set_root (gen, root);
+  text = json_generator_to_data (gen, NULL);
+  printf ("%s\n", text);
+  fflush (stdout);
+}
+
+static int
+fail_json (const char *mode, const char *message)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "mode");
+  json_builder_add_string_value (b, mode);
+  json_builder_set_member_name (b, "error");
+  json_builder_add_string_value (b, message);
+  json_builder_end_object (b);
+  print_json (b);
+  g_printerr ("mqtt-load: %s\n", message);
+  return 1;
+}
+
+static int idle_main (GPtrArray *auth);
+
+/* --- idle mode --- */
+
+typedef struct
+{
+  int fd;
+  int state;                  /* 0 connecting, 1 CONNECT sent, 2 connected, -1 failed */
+  GByteArray *out;
+  gsize sent;
+  guint8 in[4];
+  gsize got;
+} IdleConn;
+
+static void
+put_string (GByteArray *b, const char *s)
+{
+  guint8 len[2] = { (guint8) (strlen (s) >> 8), (guint8) (strlen (s) & 0xff) };
+
+  g_byte_array_append (b, len, 2);
+  g_byte_array_append (b, (const guint8 *) s, strlen (s));
+}
+
+/* An MQTT 3.1.1 CONNECT, clean session, built here so that an idle
+ * connection costs this process one descriptor. */
+static GByteArray *
+connect_packet (const char *id, const char *user, const char *password)
+{
+  g_autoptr (GByteArray) body = g_byte_array_new ();
+  GByteArray *packet = g_byte_array_new ();
+  guint8 head[] = { 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, (guint8) (opt_keepalive >> 8),
+                    (guint8) (opt_keepalive & 0xff) };
+  guint8 first = 0x10;
+  gsize len;
+
+  if (user != NULL)
+    head[7] |= 0x80;
+  if (password != NULL)
+    head[7] |= 0x40;
+  g_byte_array_append (body, head, sizeof head);
+  put_string (body, id);
+  if (user != NULL)
+    put_string (body, user);
+  if (password != NULL)
+    put_string (body, password);
+  g_byte_array_append (packet, &first, 1);
+  len = body->len;
+  do
+    {
+      guint8 byte = len % 128;
+
+      len /= 128;
+      if (len > 0)
+        byte |= 0x80;
+      g_byte_array_append (packet, &byte, 1);
+    }
+  while (len > 0);
+  g_byte_array_append (packet, body->data, body->len);
+  return packet;
+}
+
+static int
+idle_open (const struct addrinfo *ai)
+{
+  int fd = socket (ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+  if (fd < 0)
+    return -1;
+  if (connect (fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+    {
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+/* Advances one connection on the events poll reported; returns its state. */
+static int
+idle_step (IdleConn *c, short revents, char **error)
+{
+  if (revents & (POLLERR | POLLNVAL))
+    {
+      int err = 0;
+      socklen_t len = sizeof err;
+
+      getsockopt (c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (*error == NULL)
+        *error = g_strdup_printf ("connect: %s", g_strerror (err ? err : ECONNRESET));
+      return c->state = -1;
+    }
+  if (c->state == 0 && (revents & POLLOUT))
+    c->state = 1;
+  if (c->state == 1 && c->sent < c->out->len)
+    {
+      ssize_t n = send (c->fd, c->out->data + c->sent, c->out->len - c->sent, MSG_NOSIGNAL);
+
+      if (n > 0)
+        c->sent += n;
+      else if (n < 0 && errno != EAGAIN)
+        {
+          if (*error == NULL)
+            *error = g_strdup_printf ("send CONNECT: %s", g_strerror (errno));
+          return c->state = -1;
+        }
+    }
+  if (c->state == 1 && (revents & (POLLIN | POLLHUP)))
+    {
+      ssize_t n = recv (c->fd, c->in + c->got, sizeof c->in - c->got, 0);
+
+      if (n <= 0 && !(n < 0 && errno == EAGAIN))
+        {
+          if (*error == NULL)
+            *error = g_strdup ("connection closed before CONNACK");
+          return c->state = -1;
+        }
+      if (n > 0)
+        c->got += n;
+      if (c->got == sizeof c->in)
+        {
+          if (c->in[0] != 0x20 || c->in[1] != 2 || c->in[3] != 0)
+            {
+              if (*error == NULL)
+                *error = g_strdup_printf ("CONNACK refused (return code %u)", c->in[3]);
+              return c->state = -1;
+            }
+          c->state = 2;
+        }
+    }
+  return c->state;
+}
+
+static int
+idle_main (GPtrArray *auth)
+{
+  g_autofree IdleConn *conns = g_new0 (IdleConn, opt_idle);
+  g_autofree struct pollfd *pfds = g_new0 (struct pollfd, opt_idle);
+  g_autofree guint *map = g_new0 (guint, opt_idle);
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (GError) error = NULL;
+  g_autofree char *first_error = NULL;
+  g_autofree char *port = g_strdup_printf ("%d", opt_port);
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+  guint next = 0, pending = 0, connected = 0, failed = 0, closed = 0;
+  gint64 t0 = now_ns (), deadline = t0 + 120 * G_GINT64_CONSTANT (1000000000);
+  char line[64];
+  int rc;
+
+  rc = getaddrinfo (opt_host, port, &hints, &ai);
+  if (rc != 0)
+    return fail_json ("idle", gai_strerror (rc));
+  for (guint i = 0; i < (guint) opt_idle; i++)
+    {
+      g_autofree char *id = NULL, *user = NULL, *password = NULL;
+
+      if (!credentials_for (auth, i, "idle", i, &id, &user, &password, &error))
+        {
+          freeaddrinfo (ai);
+          return fail_json ("idle", error->message);
+        }
+      conns[i].out = connect_packet (id, user, password);
+      conns[i].fd = -1;
+    }
+
+  /* A bounded number of handshakes at a time, so that the listen backlog
+   * never overflows into SYN retransmits. */
+  while ((next < (guint) opt_idle || pending > 0) && now_ns () < deadline)
+    {
+      guint npfd = 0;
+
+      while (next < (guint) opt_idle && pending < 64)
+        {
+          IdleConn *c = &conns[next++];
+
+          c->fd = idle_open (ai);
+          if (c->fd < 0)
+            {
+              if (first_error == NULL)
+                first_error = g_strdup_printf ("socket/connect: %s", g_strerror (errno));
+              c->state = -1;
+              failed++;
+              continue;
+            }
+          pending++;
+        }
+      for (guint i = 0; i < next; i++)
+        if (conns[i].fd >= 0 && (conns[i].state == 0 || conns[i].state == 1))
+          {
+            pfds[npfd].fd = conns[i].fd;
+            pfds[npfd].events = conns[i].state == 0 || conns[i].sent < conns[i].out->len
+                                  ? POLLOUT | POLLIN : POLLIN;
+            pfds[npfd].revents = 0;
+            map[npfd++] = i;
+          }
+      if (npfd == 0)
+        continue;
+      if (poll (pfds, npfd, 100) < 0 && errno != EINTR)
+        break;
+      for (guint k = 0; k < npfd; k++)
+        {
+          IdleConn *c = &conns[map[k]];
+          int before = c->state;
+
+          if (pfds[k].revents == 0)
+            continue;
+          idle_step (c, pfds[k].revents, &first_error);
+          if (c->state != before && (c->state == 2 || c->state == -1))
+            {
+              pending--;
+              if (c->state == 2)
+                connected++;
+              else
+                failed++;
+            }
+        }
+    }
+  freeaddrinfo (ai);
+  failed += pending;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "mode");
+  json_builder_add_string_value (b, "idle");
+  json_builder_set_member_name (b, "requested");
+  json_builder_add_int_value (b, opt_idle);
+  json_builder_set_member_name (b, "connected");
+  json_builder_add_int_value (b, connected);
+  json_builder_set_member_name (b, "failed");
+  json_builder_add_int_value (b, failed);
+  json_builder_set_member_name (b, "connect_seconds");
+  json_builder_add_double_value (b, (now_ns () - t0) / 1e9);
+  if (first_error != NULL)
+    {
+      json_builder_set_member_name (b, "error");
+      json_builder_add_string_value (b, first_error);
+    }
+  json_builder_end_object (b);
+  print_json (b);
+
+  /* Hold them until told to let go. */
+  if (fgets (line, sizeof line, stdin) == NULL)
+    line[0] = '\0';
+
+  /* Which connections the broker closed meanwhile (EOF or reset). */
+  {
+    guint npfd = 0;
+
+    for (guint i = 0; i < (guint) opt_idle; i++)
+      if (conns[i].state == 2)
+        {
+          pfds[npfd].fd = conns[i].fd;
+          pfds[npfd].events = POLLIN;
+          pfds[npfd++].revents = 0;
+        }
+    if (npfd > 0 && poll (pfds, npfd, 0) > 0)
+      for (guint k = 0; k < npfd; k++)
+        if (pfds[k].revents & (POLLIN | POLLHUP | POLLERR))
+          closed++;
+  }
+  for (guint i = 0; i < (guint) opt_idle; i++)
+    {
+      if (conns[i].fd >= 0)
+        close (conns[i].fd);
+      g_byte_array_unref (conns[i].out);
+    }
+  g_clear_object (&b);
+  b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "mode");
+  json_builder_add_string_value (b, "idle-end");
+  json_builder_set_member_name (b, "closed_by_broker");
+  json_builder_add_int_value (b, closed);
+  json_builder_end_object (b);
+  print_json (b);
+  return connected == (guint) opt_idle && closed == 0 ? 0 : 1;
+}
+
+/* --- load mode --- */
+
+static int
+load_main (GPtrArray *auth)
+{
+  guint n = opt_publishers + opt_subscribers;
+  g_autofree Client *clients = g_new0 (Client, n);
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (GError) error = NULL;
+  guint64 hist[HIST_BUCKETS] = { 0 };
+  guint64 published = 0, received = 0, duplicates = 0, lost = 0, expected;
+  gint64 t0, t_end, t_pub = 0, t_rx = 0;
+  const char *failure = NULL;
+  gboolean ready;
+
+  for (guint i = 0; i < n; i++)
+    {
+      Client *c = &clients[i];
+      gboolean pub = i < (guint) opt_publishers;
+      guint role_index = pub ? i : i - opt_publishers;
+      g_autoptr (GString) topic = g_string_new (opt_topic);
+
+      c->index = role_index;
+      c->publisher = pub;
+      c->connack = -1;
+      if (!credentials_for (auth, i, pub ? "pub" : "sub", role_index, &c->client_id,
+                            &c->username, &c->password, &error))
+        return fail_json ("load", error->message);
+      g_string_replace (topic, "{id}", c->client_id, 0);
+      c->topic = g_string_free (g_steal_pointer (&topic), FALSE);
+      c->next_seq = g_new0 (guint64, opt_publishers);
+      c->got = g_new0 (guint64, opt_publishers);
+      c->mosq = mosquitto_new (c->client_id, true, c);
+      if (c->mosq == NULL)
+        return fail_json ("load", "mosquitto_new failed");
+      mosquitto_int_option (c->mosq, MOSQ_OPT_PROTOCOL_VERSION,
+                            opt_protocol == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+      if (opt_nodelay)
+        mosquitto_int_option (c->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+      mosquitto_max_inflight_messages_set (c->mosq, opt_window);
+      if (c->username != NULL || c->password != NULL)
+        mosquitto_username_pw_set (c->mosq, c->username, c->password);
+      mosquitto_connect_callback_set (c->mosq, on_connect);
+      mosquitto_subscribe_callback_set (c->mosq, on_subscribe);
+      mosquitto_publish_callback_set (c->mosq, on_publish);
+      mosquitto_message_callback_set (c->mosq, on_message);
+    }
+  /* Subscribers first, so that all are in place when publishing starts. */
+  for (guint i = n; i-- > 0;)
+    clients[i].thread = g_thread_new ("client", client_thread, &clients[i]);
+
+  g_mutex_lock (&lock);
+  for (;;)
+    {
+      ready = TRUE;
+      for (guint i = 0; i < n && failure == NULL; i++)
+        {
+          int s = atomic_load (&clients[i].state);
+
+          if (s < 0)
+            failure = clients[i].error;
+          else if (s == 0)
+            ready = FALSE;
+        }
+      if (ready || failure != NULL)
+        break;
+      g_cond_wait_until (&changed, &lock, g_get_monotonic_time () + G_TIME_SPAN_SECOND);
+    }
+  g_mutex_unlock (&lock);
+
+  t0 = now_ns ();
+  atomic_store (&phase, failure != NULL ? PHASE_FINISHED : PHASE_RUNNING);
+  if (failure == NULL)
+    {
+      gboolean all_flushed_ = FALSE;
+
+      /* The measurement window: a fixed time, or until every publisher has
+       * sent its count (publish_loop leaves on its own then). */
+      g_mutex_lock (&lock);
+      t_end = opt_count > 0 ? G_MAXINT64
+                            : g_get_monotonic_time () + (gint64) (opt_seconds * G_TIME_SPAN_SECOND);
+      while (!all_flushed_ && g_get_monotonic_time () < t_end)
+        {
+          all_flushed_ = TRUE;
+          for (guint i = 0; i < (guint) opt_publishers; i++)
+            if (!atomic_load (&clients[i].flushed) && atomic_load (&clients[i].state) >= 0)
+              all_flushed_ = FALSE;
+          if (!all_flushed_)
+            g_cond_wait_until (&changed, &lock, MIN (t_end, g_get_monotonic_time ()
+                                                              + G_TIME_SPAN_SECOND / 10));
+        }
+      g_mutex_unlock (&lock);
+      atomic_store (&phase, PHASE_STOPPING);
+
+      /* Wait for the publishers' last writes / PUBACKs. */
+      g_mutex_lock (&lock);
+      for (;;)
+        {
+          all_flushed_ = TRUE;
+          for (guint i = 0; i < (guint) opt_publishers; i++)
+            if (!atomic_load (&clients[i].flushed) && atomic_load (&clients[i].state) >= 0)
+              all_flushed_ = FALSE;
+          if (all_flushed_)
+            break;
+          g_cond_wait_until (&changed, &lock, g_get_monotonic_time () + G_TIME_SPAN_SECOND / 10);
+        }
+      g_mutex_unlock (&lock);
+
+      for (guint i = 0; i < (guint) opt_publishers; i++)
+        {
+          published += atomic_load (&clients[i].completed);
+          t_pub = MAX (t_pub, clients[i].flushed_ns);
+        }
+
+      /* The subscribers: until each has everything, or no progress for
+       * --drain seconds. */
+      {
+        guint64 last_total = G_MAXUINT64;
+        gint64 last_progress = now_ns ();
+
+        for (;;)
+          {
+            guint64 total = 0;
+            gboolean complete = TRUE;
+
+            for (guint i = opt_publishers; i < n; i++)
+              {
+                guint64 r = atomic_load (&clients[i].received);
+
+                total += r;
+                if (r < published && atomic_load (&clients[i].state) >= 0)
+                  complete = FALSE;
+              }
+            if (complete)
+              break;
+            if (total != last_total)
+              {
+                last_total = total;
+                last_progress = now_ns ();
+              }
+            else if (now_ns () - last_progress > (gint64) (opt_drain * 1e9))
+              break;
+            g_usleep (20000);
+          }
+      }
+    }
+  atomic_store (&phase, PHASE_FINISHED);
+  for (guint i = 0; i < n; i++)
+    g_thread_join (clients[i].thread);
+
+  for (guint i = 0; i < n && failure == NULL; i++)
+    if (atomic_load (&clients[i].state) < 0)
+      failure = clients[i].error;
+
+  expected = published * opt_subscribers;
+  for (guint i = opt_publishers; i < n; i++)
+    {
+      Client *c = &clients[i];
+
+      received += atomic_load (&c->received);
+      duplicates += c->duplicates;
+      t_rx = MAX (t_rx, atomic_load (&c->last_rx_ns));
+      for (guint k = 0; k < HIST_BUCKETS; k++)
+        hist[k] += c->hist[k];
+      for (guint p = 0; p < (guint) opt_publishers; p++)
+        {
+          guint64 sent = atomic_load (&clients[p].completed);
+          guint64 unique = c->got[p] > sent ? sent : c->got[p];
+
+          lost += sent - unique;
+        }
+    }
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "mode");
+  json_builder_add_string_value (b, "load");
+  json_builder_set_member_name (b, "qos");
+  json_builder_add_int_value (b, opt_qos);
+  json_builder_set_member_name (b, "publishers");
+  json_builder_add_int_value (b, opt_publishers);
+  json_builder_set_member_name (b, "subscribers");
+  json_builder_add_int_value (b, opt_subscribers);
+  json_builder_set_member_name (b, "size");
+  json_builder_add_int_value (b, opt_size);
+  json_builder_set_member_name (b, "published");
+  json_builder_add_int_value (b, published);
+  json_builder_set_member_name (b, "received");
+  json_builder_add_int_value (b, received);
+  json_builder_set_member_name (b, "expected");
+  json_builder_add_int_value (b, expected);
+  json_builder_set_member_name (b, "lost");
+  json_builder_add_int_value (b, lost);
+  json_builder_set_member_name (b, "duplicates");
+  json_builder_add_int_value (b, duplicates);
+  json_builder_set_member_name (b, "unacked");
+  {
+    guint64 unacked = 0;
+
+    for (guint i = 0; i < (guint) opt_publishers; i++)
+      unacked += clients[i].published - MIN (clients[i].published,
+                                             atomic_load (&clients[i].completed));
+    json_builder_add_int_value (b, unacked);
+  }
+  json_builder_set_member_name (b, "publish_seconds");
+  json_builder_add_double_value (b, t_pub > t0 ? (t_pub - t0) / 1e9 : 0);
+  json_builder_set_member_name (b, "published_per_s");
+  json_builder_add_double_value (b, t_pub > t0 ? published / ((t_pub - t0) / 1e9) : 0);
+  json_builder_set_member_name (b, "receive_seconds");
+  json_builder_add_double_value (b, t_rx > t0 ? (t_rx - t0) / 1e9 : 0);
+  json_builder_set_member_name (b, "received_per_s");
+  json_builder_add_double_value (b, t_rx > t0 ? received / ((t_rx - t0) / 1e9) : 0);
+  json_builder_set_member_name (b, "p50_ms");
+  json_builder_add_double_value (b, hist_percentile_ms (hist, 50));
+  json_builder_set_member_name (b, "p99_ms");
+  json_builder_add_double_value (b, hist_percentile_ms (hist, 99));
+  json_builder_set_member_name (b, "max_ms");
+  json_builder_add_double_value (b, hist_percentile_ms (hist, 100));
+  if (failure != NULL)
+    {
+      json_builder_set_member_name (b, "error");
+      json_builder_add_string_value (b, failure);
+    }
+  json_builder_end_object (b);
+  print_json (b);
+  if (failure != NULL)
+    g_printerr ("mqtt-load: %s\n", failure);
+
+  for (guint i = 0; i < n; i++)
+    {
+      mosquitto_destroy (clients[i].mosq);
+      g_free (clients[i].client_id);
+      g_free (clients[i].username);
+      g_free (clients[i].password);
+      g_free (clients[i].topic);
+      g_free (clients[i].next_seq);
+      g_free (clients[i].got);
+      g_free (clients[i].error);
+    }
+  return failure != NULL ? 1 : 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- MQTT load generator");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) auth = NULL;
+  int status;
+
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    {
+      g_printerr ("mqtt-load: %s\n", error->message);
+      return 2;
+    }
+  if (opt_size < HEADER_SIZE || opt_qos < 0 || opt_qos > 1 || opt_publishers < 0
+      || opt_subscribers < 0 || opt_publishers + opt_subscribers == 0 || opt_window < 1
+      || (opt_protocol != 311 && opt_protocol != 5) || opt_idle < 0)
+    {
+      g_printerr ("mqtt-load: want --size >= %d, --qos 0 or 1, --protocol 311 or 5, "
+                  "at least one client and --window >= 1\n", HEADER_SIZE);
+      return 2;
+    }
+  if (opt_sub_topic == NULL)
+    opt_sub_topic = opt_topic;
+  raise_fd_limit ();
+  if (opt_auth_file != NULL && !read_auth_file (&auth, &error))
+    return fail_json (opt_idle > 0 ? "idle" : "load", error->message);
+
+  mosquitto_lib_init ();
+  status = opt_idle > 0 ? idle_main (auth) : load_main (auth);
+  mosquitto_lib_cleanup ();
+  return status;
+}
