@@ -1,5 +1,12 @@
 /* Sluice core — SluiceConnection's state, shared by connection.c (life
- * cycle, input, TLS handshake) and connection-output.c (the output queue).
+ * cycle, input, TLS handshake), connection-output.c (the output queue) and
+ * connection-carrier.c (adopted connections).
+ *
+ * A connection has one of two backends: a socket (fd, epoll, optional
+ * GnuTLS), or a carrier (`carrier_ops` set: an upgraded WebSocket another
+ * transport owns; fd is -1 and nothing is in epoll). Both share the state
+ * machine, the input buffer and the output queue; the few places that
+ * touch the socket branch on `carrier_ops`.
  * SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
@@ -54,6 +61,12 @@ struct _SluiceConnection {
   gnutls_session_t tls;
   GPtrArray *peer_certs;
   GSource *timer;               /* handshake, flush or linger deadline */
+
+  /* Carrier backend (NULL ops: a socket). */
+  const SluiceCarrierOps *carrier_ops;
+  gpointer carrier;
+  guint carrier_tls : 1;
+  guint carrier_done : 1;       /* close op made, or the carrier reported closed */
 };
 
 
@@ -68,7 +81,20 @@ G_GNUC_INTERNAL void sluice_conn_shutdown (SluiceConnection *conn);
 G_GNUC_INTERNAL void sluice_conn_log_io_error (SluiceConnection *conn, const char *what, int err,
                                                const char *message);
 
+/* Deliver input (`fresh` may be NULL with `n` 0: present leftover input
+ * again). */
+G_GNUC_INTERNAL void sluice_conn_deliver (SluiceConnection *conn, const guint8 *fresh, gsize n);
+/* Close the socket or the carrier; DONE from here. */
+G_GNUC_INTERNAL void sluice_conn_finish (SluiceConnection *conn);
+/* Hand the opened connection to its transport's connection_open. */
+G_GNUC_INTERNAL void sluice_conn_open_transport (SluiceConnection *conn);
+/* A fresh connection: ids, counters, on the worker's list. */
+G_GNUC_INTERNAL SluiceConnection *sluice_conn_new (SluiceIoWorker *worker,
+                                                   SluiceListener *listener, int fd);
+
 /* connection-output.c */
+/* Bytes queued in the core plus what the carrier has not sent yet. */
+G_GNUC_INTERNAL gsize sluice_conn_backlog (SluiceConnection *conn);
 /* Write what the socket takes (bounded rounds), call connection_drained
  * when the queue fell below the low-water mark, shut down when closing. */
 G_GNUC_INTERNAL void sluice_conn_flush (SluiceConnection *conn);

@@ -1,5 +1,6 @@
 /* Sluice core — a connection's output queue: GBytes chunks written with one
- * sendmsg (plain) or assembled into full TLS records, back-pressure marks.
+ * sendmsg (plain), assembled into full TLS records, or handed to a carrier
+ * as messages; back-pressure marks.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "connection-internal.h"
 
@@ -14,6 +15,10 @@
 /* Write calls per flush before other sockets get a turn; EPOLLOUT (level)
  * brings us back at once when more can be written. */
 #define FLUSH_ROUNDS 8
+
+/* Largest message a flush hands a carrier: small writes (MQTT acks) are
+ * coalesced into one WebSocket frame, big ones are not copied. */
+#define CARRIER_MESSAGE_MAX (64 * 1024)
 
 #ifndef IOV_MAX
 #define IOV_MAX 1024
@@ -130,12 +135,60 @@ conn_send_tls (SluiceConnection *conn, gsize *sent)
   return 0;
 }
 
+gsize
+sluice_conn_backlog (SluiceConnection *conn)
+{
+  if (G_LIKELY (conn->carrier_ops == NULL) || conn->carrier_ops->get_unsent == NULL
+      || conn->carrier_done)
+    return conn->pending;
+  return conn->pending + conn->carrier_ops->get_unsent (conn->carrier);
+}
+
+/* Everything queued goes to the carrier, which has its own queue: what it
+ * has not sent yet still counts for congestion (sluice_conn_backlog). */
+static void
+conn_send_carrier (SluiceConnection *conn)
+{
+  while (conn->pending > 0)
+    {
+      GBytes *head = g_queue_peek_head (&conn->output);
+      gsize head_size = g_bytes_get_size (head);
+      g_autoptr(GBytes) message = NULL;
+
+      if (conn->out_offset == 0 && (head_size >= CARRIER_MESSAGE_MAX
+                                    || g_queue_get_length (&conn->output) == 1))
+        message = g_bytes_ref (head);
+      else
+        {
+          gsize len = MIN (conn->pending, CARRIER_MESSAGE_MAX), copied = 0;
+          gsize offset = conn->out_offset;
+          guint8 *buf = g_malloc (len);
+
+          for (GList *l = conn->output.head; l != NULL && copied < len; l = l->next)
+            {
+              gsize size;
+              const guint8 *chunk = g_bytes_get_data (l->data, &size);
+              gsize take = MIN (size - offset, len - copied);
+
+              memcpy (buf + copied, chunk + offset, take);
+              copied += take;
+              offset = 0;
+            }
+          message = g_bytes_new_take (buf, len);
+        }
+      conn_consume_output (conn, g_bytes_get_size (message));
+      conn->carrier_ops->send (conn->carrier, message);
+    }
+}
+
 void
 sluice_conn_flush (SluiceConnection *conn)
 {
   if (conn->state != CONN_OPEN && conn->state != CONN_FLUSHING)
     return;
 
+  if (conn->carrier_ops != NULL)
+    conn_send_carrier (conn);
   for (int round = 0; conn->pending > 0 && round < FLUSH_ROUNDS; round++)
     {
       gsize sent = 0;
@@ -172,7 +225,7 @@ sluice_conn_flush (SluiceConnection *conn)
    * EPOLLOUT. */
   conn->want_write = conn->pending > 0;
 
-  if (conn->congested && conn->pending < LOW_WATER)
+  if (conn->congested && sluice_conn_backlog (conn) < LOW_WATER)
     {
       conn->congested = FALSE;
       if (conn->opened && !conn->close_requested
@@ -200,7 +253,8 @@ sluice_connection_write_bytes (SluiceConnection *connection, GBytes *bytes)
     return;
   g_queue_push_tail (&connection->output, g_bytes_ref (bytes));
   connection->pending += size;
-  if (connection->pending >= HIGH_WATER)
+  if (connection->pending >= HIGH_WATER
+      || (connection->carrier_ops != NULL && sluice_conn_backlog (connection) >= HIGH_WATER))
     connection->congested = TRUE;
   sluice_conn_mark_dirty (connection);
 }
@@ -221,7 +275,7 @@ gsize
 sluice_connection_get_pending_output (SluiceConnection *connection)
 {
   g_return_val_if_fail (connection != NULL, 0);
-  return connection->pending;
+  return sluice_conn_backlog (connection);
 }
 
 gboolean

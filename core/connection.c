@@ -1,5 +1,8 @@
 /* Sluice core — SluiceConnection: one accepted socket on one I/O worker.
  *
+ * An adopted connection (connection-carrier.c) has no socket: a carrier
+ * moves its bytes, and it goes OPEN → FLUSHING → DONE.
+ *
  * Life of a connection:
  *   HANDSHAKE (TLS only) → OPEN → FLUSHING (close requested, output left)
  *   → LINGER (our FIN sent, reading until the peer's) → DONE (fd closed)
@@ -69,15 +72,24 @@ conn_set_timer (SluiceConnection *conn, guint ms, GSourceFunc func)
 
 /* Close the socket; the connection is DONE (but not gone before its
  * connection_closed has run). */
-static void
-conn_finish (SluiceConnection *conn)
+void
+sluice_conn_finish (SluiceConnection *conn)
 {
   if (conn->state == CONN_DONE)
     return;
   conn->state = CONN_DONE;
   conn->close_requested = TRUE;
   conn_clear_timer (conn);
-  sluice_epoll_source_remove (conn->worker->epoll, &conn->watch);
+  if (conn->carrier_ops != NULL)
+    {
+      if (!conn->carrier_done)
+        {
+          conn->carrier_done = TRUE;
+          conn->carrier_ops->close (conn->carrier, TRUE);
+        }
+    }
+  else
+    sluice_epoll_source_remove (conn->worker->epoll, &conn->watch);
   if (conn->tls != NULL)
     {
       gnutls_deinit (conn->tls);
@@ -90,7 +102,7 @@ conn_finish (SluiceConnection *conn)
     }
   sluice_conn_drop_output (conn);
   /* An abort from inside connection_input must not free the bytes the
-   * transport is still looking at; conn_deliver frees them after. */
+   * transport is still looking at; sluice_conn_deliver frees them after. */
   if (!conn->in_input)
     g_clear_pointer (&conn->input, g_byte_array_unref);
   sluice_conn_mark_dirty (conn);
@@ -128,7 +140,7 @@ linger_timeout (gpointer data)
   SluiceConnection *conn = data;
 
   g_clear_pointer (&conn->timer, g_source_unref);
-  conn_finish (conn);
+  sluice_conn_finish (conn);
   return G_SOURCE_REMOVE;
 }
 
@@ -142,7 +154,7 @@ flush_timeout (gpointer data)
              " bytes still unsent %u s after close; dropping them",
              conn->id, conn->peer, sluice_conn_transport_name (conn), conn->pending,
              FLUSH_TIMEOUT_MS / 1000);
-  conn_finish (conn);
+  sluice_conn_finish (conn);
   return G_SOURCE_REMOVE;
 }
 
@@ -162,12 +174,21 @@ handshake_timeout (gpointer data)
 void
 sluice_conn_shutdown (SluiceConnection *conn)
 {
+  if (conn->carrier_ops != NULL)
+    {
+      /* The carrier sends its close (a WebSocket close frame) after what it
+       * still holds; the core is done with it. */
+      conn->carrier_done = TRUE;
+      conn->carrier_ops->close (conn->carrier, FALSE);
+      sluice_conn_finish (conn);
+      return;
+    }
   if (conn->tls != NULL)
     /* close_notify; the socket just drained, so it fits. */
     (void) gnutls_bye (conn->tls, GNUTLS_SHUT_WR);
   if (conn->peer_eof || shutdown (conn->fd, SHUT_WR) < 0)
     {
-      conn_finish (conn);
+      sluice_conn_finish (conn);
       return;
     }
   conn->state = CONN_LINGER;
@@ -187,9 +208,9 @@ sluice_conn_close_internal (SluiceConnection *conn, gboolean abort)
       conn->close_requested = TRUE;
       sluice_conn_mark_dirty (conn);    /* connection_closed, from the loop */
     }
-  if (abort || conn->state == CONN_HANDSHAKE || conn->fd < 0)
+  if (abort || conn->state == CONN_HANDSHAKE || (conn->fd < 0 && conn->carrier_ops == NULL))
     {
-      conn_finish (conn);
+      sluice_conn_finish (conn);
       return;
     }
   if (conn->state == CONN_OPEN)
@@ -208,6 +229,8 @@ sluice_conn_update_interest (SluiceConnection *conn)
   g_autoptr(GError) error = NULL;
   guint32 events = 0;
 
+  if (conn->carrier_ops != NULL)
+    return;   /* not in epoll; pause and resume tell the carrier */
   switch (conn->state)
     {
     case CONN_HANDSHAKE:
@@ -252,8 +275,8 @@ sluice_conn_log_io_error (SluiceConnection *conn, const char *what, int err, con
 
 /* --- input --- */
 
-static void
-conn_deliver (SluiceConnection *conn, const guint8 *fresh, gsize n)
+void
+sluice_conn_deliver (SluiceConnection *conn, const guint8 *fresh, gsize n)
 {
   const guint8 *data;
   gsize len, consumed, rest;
@@ -410,7 +433,7 @@ conn_read (SluiceConnection *conn)
     }
 
   if (got > 0 || conn->want_read)
-    conn_deliver (conn, buf, got);
+    sluice_conn_deliver (conn, buf, got);
   if (conn->state == CONN_DONE)
     return;
 
@@ -449,15 +472,15 @@ conn_linger_read (SluiceConnection *conn)
         continue;
       if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return;
-      conn_finish (conn);
+      sluice_conn_finish (conn);
       return;
     }
 }
 
 /* --- opening --- */
 
-static void
-conn_open_transport (SluiceConnection *conn)
+void
+sluice_conn_open_transport (SluiceConnection *conn)
 {
   gpointer state = conn->listener->vtable->connection_open (conn->listener->transport, conn);
 
@@ -518,7 +541,7 @@ conn_handshake (SluiceConnection *conn)
                conn->id, conn->peer, desc, conn->peer_certs != NULL ? conn->peer_certs->len : 0);
       gnutls_free (desc);
     }
-  conn_open_transport (conn);
+  sluice_conn_open_transport (conn);
   if (conn->state == CONN_OPEN && gnutls_record_check_pending (conn->tls) > 0)
     {
       conn->want_read = TRUE;
@@ -562,14 +585,10 @@ conn_ready (gpointer user_data, guint32 events)
   sluice_connection_unref (conn);
 }
 
-void
-sluice_connection_accept (SluiceIoWorker *worker, SluiceListener *listener, int fd,
-                          const struct sockaddr *peer, socklen_t peer_len)
+SluiceConnection *
+sluice_conn_new (SluiceIoWorker *worker, SluiceListener *listener, int fd)
 {
   SluiceConnection *conn = g_new0 (SluiceConnection, 1);
-  struct sockaddr_storage ss;
-  socklen_t sslen = sizeof ss;
-  int one = 1;
 
   conn->ref_count = 1;   /* the worker's, dropped when gone */
   conn->id = __atomic_fetch_add (&next_connection_id, 1, __ATOMIC_RELAXED);
@@ -579,6 +598,20 @@ sluice_connection_accept (SluiceIoWorker *worker, SluiceListener *listener, int 
   conn->max_input = DEFAULT_MAX_INPUT;
   g_queue_init (&conn->output);
   conn->link.data = conn;
+  g_queue_push_tail_link (&worker->connections, &conn->link);
+  g_atomic_int_inc (&worker->io->n_connections);
+  return conn;
+}
+
+void
+sluice_connection_accept (SluiceIoWorker *worker, SluiceListener *listener, int fd,
+                          const struct sockaddr *peer, socklen_t peer_len)
+{
+  SluiceConnection *conn = sluice_conn_new (worker, listener, fd);
+  struct sockaddr_storage ss;
+  socklen_t sslen = sizeof ss;
+  int one = 1;
+
   conn->peer = sluice_io_format_address (peer, peer_len);
   if (getsockname (fd, (struct sockaddr *) &ss, &sslen) == 0)
     conn->local = sluice_io_format_address ((struct sockaddr *) &ss, sslen);
@@ -589,8 +622,6 @@ sluice_connection_accept (SluiceIoWorker *worker, SluiceListener *listener, int 
   sluice_epoll_watch_init (&conn->watch, fd, conn_ready, conn);
   sluice_epoll_source_add (worker->epoll, &conn->watch, 0, 0, NULL);
 
-  g_queue_push_tail_link (&worker->connections, &conn->link);
-  g_atomic_int_inc (&worker->io->n_connections);
   g_debug ("connection %" G_GUINT64_FORMAT " from %s accepted on %s [transport.%s]", conn->id,
            conn->peer, conn->local, listener->transport_name);
 
@@ -613,7 +644,7 @@ sluice_connection_accept (SluiceIoWorker *worker, SluiceListener *listener, int 
   else
     {
       conn->state = CONN_OPEN;
-      conn_open_transport (conn);
+      sluice_conn_open_transport (conn);
     }
 }
 
@@ -622,13 +653,20 @@ static void
 conn_process (SluiceConnection *conn)
 {
   if (conn->want_read && conn->state == CONN_OPEN && !conn->paused && !conn->close_requested)
-    conn_read (conn);
+    {
+      if (conn->carrier_ops != NULL)
+        sluice_conn_deliver (conn, NULL, 0);
+      else
+        conn_read (conn);
+    }
   if (conn->state == CONN_OPEN || conn->state == CONN_FLUSHING)
     {
       if (conn->pending > 0 && !conn->want_write)
         sluice_conn_flush (conn);
       else if (conn->state == CONN_FLUSHING && conn->pending == 0)
         sluice_conn_shutdown (conn);
+      else if (conn->congested && conn->carrier_ops != NULL)
+        sluice_conn_flush (conn);   /* the carrier progressed: drained? */
     }
   if (conn->close_requested && !conn->closed_notified)
     {
@@ -738,7 +776,13 @@ sluice_connection_pause (SluiceConnection *connection)
   if (connection->close_requested || connection->paused)
     return;
   connection->paused = TRUE;
-  sluice_conn_update_interest (connection);
+  if (connection->carrier_ops != NULL)
+    {
+      if (connection->carrier_ops->pause != NULL)
+        connection->carrier_ops->pause (connection->carrier);
+    }
+  else
+    sluice_conn_update_interest (connection);
 }
 
 void
@@ -755,7 +799,13 @@ sluice_connection_resume (SluiceConnection *connection)
       connection->want_read = TRUE;
       sluice_conn_mark_dirty (connection);
     }
-  sluice_conn_update_interest (connection);
+  if (connection->carrier_ops != NULL)
+    {
+      if (connection->carrier_ops->resume != NULL)
+        connection->carrier_ops->resume (connection->carrier);
+    }
+  else
+    sluice_conn_update_interest (connection);
 }
 
 void
@@ -783,6 +833,8 @@ gboolean
 sluice_connection_is_tls (SluiceConnection *connection)
 {
   g_return_val_if_fail (connection != NULL, FALSE);
+  if (connection->carrier_ops != NULL)
+    return connection->carrier_tls;
   return connection->listener->tls != NULL;
 }
 

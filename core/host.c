@@ -6,6 +6,7 @@
  * listeners — a port that answers means the hub is ready.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "host-internal.h"
+#include "host-protocols-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -455,6 +456,9 @@ sluice_host_start (SluiceHost *host, GError **error)
           return FALSE;
         }
     }
+
+  /* WebSocket subprotocols reach their transports through transport-https. */
+  sluice_host_register_builtin_protocols (host);
 
   /* Listeners last. */
   for (guint i = 0; i < host->transports->len; i++)

@@ -28,6 +28,7 @@ struct _SluiceIo {
   GMutex lock;                  /* listeners; pairs with gone_cond */
   GCond gone_cond;              /* broadcast whenever a connection is gone */
   GPtrArray *listeners;         /* SluiceListener *, every listener opened */
+  GHashTable *protocols;        /* protocol name -> SluiceListener * (in `listeners`) */
   gint n_connections;           /* atomic */
   guint handshake_timeout_ms;
 };
@@ -52,6 +53,8 @@ typedef struct {
   GSource *retry;               /* re-arm after EMFILE, worker thread only */
 } SluiceListenerWatch;
 
+/* A listener with fd -1 and no watches is a protocol's: connections reach
+ * it through sluice_io_adopt() rather than accept(). */
 struct _SluiceListener {
   gint ref_count;               /* atomic */
   SluiceIo *io;
@@ -92,6 +95,13 @@ G_GNUC_INTERNAL void sluice_listener_log_reject (SluiceListener *listener, const
 G_GNUC_INTERNAL void sluice_connection_accept (SluiceIoWorker *worker, SluiceListener *listener,
                                                int fd, const struct sockaddr *peer,
                                                socklen_t peer_len);
+/* A connection carried by `carrier` (connection-carrier.c); `listener`'s
+ * n_connections already counts it. (transfer full: the carrier's ref) */
+G_GNUC_INTERNAL SluiceConnection *sluice_connection_adopt (SluiceIoWorker *worker,
+                                                           SluiceListener *listener,
+                                                           const SluiceCarrierOps *ops,
+                                                           gpointer carrier,
+                                                           const SluiceCarrierInfo *info);
 /* The worker's post-dispatch step: flushes, deferred input, closed callbacks. */
 G_GNUC_INTERNAL void sluice_io_worker_post_dispatch (gpointer worker);
 /* Close every connection of the worker that belongs to `transport` (NULL:

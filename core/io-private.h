@@ -48,6 +48,19 @@ SLUICE_INTERNAL void sluice_io_run_on_workers_indexed (SluiceIo *io, gint priori
                                                        void (*func) (guint index,
                                                                      gpointer user_data),
                                                        gpointer user_data);
+/* Adopted connections (SDK: sluice_host_adopt_connection). The
+ * connections of `protocol` go to the transport of `spec` (address, tls
+ * and cert fields unused); it counts as one more listener of that
+ * transport (max-connections, sluice_io_close_connections), and
+ * sluice_io_close_listeners() stops adoption too. */
+SLUICE_INTERNAL gboolean sluice_io_register_protocol (SluiceIo *io, const char *protocol,
+                                                      const SluiceListenSpec *spec,
+                                                      GError **error);
+SLUICE_INTERNAL gboolean sluice_io_has_protocol (SluiceIo *io, const char *protocol);
+/* On a worker thread (its context is the thread default). */
+SLUICE_INTERNAL SluiceConnection *sluice_io_adopt (SluiceIo *io, const char *protocol,
+                                                   const SluiceCarrierOps *ops, gpointer carrier,
+                                                   const SluiceCarrierInfo *info, GError **error);
 /* Stop the workers and free everything. */
 SLUICE_INTERNAL void sluice_io_free (SluiceIo *io);
 

@@ -93,6 +93,7 @@ io_destroy (SluiceIo *io)
     if (io->workers[i] != NULL)
       worker_free (io->workers[i]);
   g_free (io->workers);
+  g_clear_pointer (&io->protocols, g_hash_table_unref);
   g_clear_pointer (&io->listeners, g_ptr_array_unref);
   g_mutex_clear (&io->lock);
   g_cond_clear (&io->gone_cond);
@@ -112,6 +113,7 @@ sluice_io_new (guint n_workers, GError **error)
   g_mutex_init (&io->lock);
   g_cond_init (&io->gone_cond);
   io->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) sluice_listener_unref);
+  io->protocols = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   io->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
   io->n_workers = n_workers;
   io->workers = g_new0 (SluiceIoWorker *, n_workers);

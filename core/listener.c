@@ -284,7 +284,11 @@ unwatch_listeners (SluiceIoWorker *worker, gpointer user_data)
   for (guint i = 0; i < listeners->len; i++)
     {
       SluiceListener *listener = g_ptr_array_index (listeners, i);
-      SluiceListenerWatch *lw = &listener->watches[worker->index];
+      SluiceListenerWatch *lw;
+
+      if (listener->watches == NULL)
+        continue;   /* a protocol's: nothing in epoll */
+      lw = &listener->watches[worker->index];
 
       sluice_epoll_source_remove (worker->epoll, &lw->watch);
       if (lw->retry != NULL)
@@ -407,9 +411,139 @@ sluice_io_close_listeners (SluiceIo *io)
     {
       SluiceListener *listener = g_ptr_array_index (closing, i);
 
+      if (listener->fd < 0)
+        continue;
       close (listener->fd);
       listener->fd = -1;
       g_info ("[transport.%s] stopped listening on %s", listener->transport_name,
               listener->address);
     }
+}
+
+/* --- protocols: connections adopted from another transport --- */
+
+gboolean
+sluice_io_register_protocol (SluiceIo *io, const char *protocol, const SluiceListenSpec *spec,
+                             GError **error)
+{
+  SluiceListener *listener, *existing;
+
+  g_return_val_if_fail (protocol != NULL && spec != NULL && spec->vtable != NULL, FALSE);
+  if (spec->vtable->connection_open == NULL || spec->vtable->connection_input == NULL
+      || spec->vtable->connection_closed == NULL)
+    {
+      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
+                   "[transport.%s] cannot serve protocol '%s': it has no connection slots",
+                   spec->transport_name, protocol);
+      return FALSE;
+    }
+
+  g_mutex_lock (&io->lock);
+  existing = g_hash_table_lookup (io->protocols, protocol);
+  if (existing != NULL)
+    {
+      gboolean same = existing->transport == spec->transport;
+
+      if (!same)
+        g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
+                     "protocol '%s' is already served by [transport.%s]", protocol,
+                     existing->transport_name);
+      g_mutex_unlock (&io->lock);
+      return same;
+    }
+  listener = g_new0 (SluiceListener, 1);
+  listener->ref_count = 1;
+  listener->io = io;
+  listener->fd = -1;
+  listener->address = g_strdup_printf ("protocol %s", protocol);
+  listener->transport_name = g_strdup (spec->transport_name != NULL ? spec->transport_name : "?");
+  listener->vtable = spec->vtable;
+  listener->transport = spec->transport;
+  listener->max_connections = spec->max_connections;
+  g_mutex_init (&listener->log_lock);
+  g_ptr_array_add (io->listeners, listener);
+  g_hash_table_insert (io->protocols, g_strdup (protocol), listener);
+  g_mutex_unlock (&io->lock);
+  g_info ("[transport.%s] serves protocol %s for other transports", listener->transport_name,
+          protocol);
+  return TRUE;
+}
+
+gboolean
+sluice_io_has_protocol (SluiceIo *io, const char *protocol)
+{
+  SluiceListener *listener;
+  gboolean ok;
+
+  g_mutex_lock (&io->lock);
+  listener = g_hash_table_lookup (io->protocols, protocol);
+  ok = listener != NULL && !listener->closed;
+  g_mutex_unlock (&io->lock);
+  return ok;
+}
+
+SluiceConnection *
+sluice_io_adopt (SluiceIo *io, const char *protocol, const SluiceCarrierOps *ops,
+                 gpointer carrier, const SluiceCarrierInfo *info, GError **error)
+{
+  GMainContext *context = g_main_context_get_thread_default ();
+  SluiceIoWorker *worker = NULL;
+  SluiceListener *listener;
+  SluiceConnection *conn;
+
+  g_return_val_if_fail (protocol != NULL && ops != NULL && ops->send != NULL
+                        && ops->close != NULL, NULL);
+  for (guint i = 0; i < io->n_workers && context != NULL; i++)
+    if (io->workers[i]->context == context)
+      worker = io->workers[i];
+  if (worker == NULL)
+    {
+      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_FAILED,
+                   "a %s connection can only be adopted on an I/O worker", protocol);
+      return NULL;
+    }
+
+  g_mutex_lock (&io->lock);
+  listener = g_hash_table_lookup (io->protocols, protocol);
+  if (listener == NULL || listener->closed)
+    {
+      if (listener == NULL)
+        g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_NOT_FOUND,
+                     "no transport serves protocol '%s'", protocol);
+      else
+        g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_SHUTTING_DOWN,
+                     "[transport.%s] no longer accepts connections", listener->transport_name);
+      g_mutex_unlock (&io->lock);
+      return NULL;
+    }
+  sluice_listener_ref (listener);
+  g_mutex_unlock (&io->lock);
+
+  if (listener->max_connections > 0)
+    {
+      gint before = g_atomic_int_add (&listener->n_connections, 1);
+
+      if (before >= listener->max_connections)
+        {
+          g_autofree char *why = g_strdup_printf ("max-connections (%" G_GINT64_FORMAT
+                                                  ") reached, closed %s",
+                                                  listener->max_connections,
+                                                  info != NULL && info->peer != NULL
+                                                    ? info->peer : "a peer");
+
+          g_atomic_int_add (&listener->n_connections, -1);
+          sluice_listener_log_reject (listener, why);
+          g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_THROTTLED,
+                       "[transport.%s] has reached max-connections (%" G_GINT64_FORMAT ")",
+                       listener->transport_name, listener->max_connections);
+          sluice_listener_unref (listener);
+          return NULL;
+        }
+    }
+  else
+    g_atomic_int_inc (&listener->n_connections);
+
+  conn = sluice_connection_adopt (worker, listener, ops, carrier, info);
+  sluice_listener_unref (listener);
+  return conn;
 }

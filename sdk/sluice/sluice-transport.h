@@ -106,4 +106,82 @@ SLUICE_API guint64 sluice_connection_get_id (SluiceConnection *connection);
 /* The transport instance's state as returned by create. */
 SLUICE_API gpointer sluice_connection_get_transport (SluiceConnection *connection);
 
+/* --- Adopted connections: a carrier the core does not own (WebSockets) ---
+ *
+ * A transport that owns its sockets (HTTPS) can hand a byte stream it
+ * carries (an upgraded WebSocket) to the byte-stream transport registered
+ * for a protocol name, which then sees an ordinary SluiceConnection: every
+ * sluice_connection_* call works, and it never knows the difference.
+ *
+ * The carrier side (the adopting transport) moves bytes: it reports input,
+ * write progress and the peer's close with the sluice_connection_carrier_*
+ * calls below; the core calls the SluiceCarrierOps to send, to pause and to
+ * close. Everything runs on one I/O worker: adopt on a worker thread (inside
+ * a callback of the worker's context), and the connection lives there. */
+
+typedef struct {
+  /* Send `bytes` as one message (a WebSocket binary frame). (transfer
+   * none: keep a ref.) Never re-enters the core. */
+  void (*send) (gpointer carrier, GBytes *bytes);
+  /* Bytes given to `send` and not yet handed to the socket: with the core's
+   * own queue, what sluice_connection_get_pending_output() reports and what
+   * congestion is measured on. May be NULL (always 0). */
+  gsize (*get_unsent) (gpointer carrier);
+  /* Stop / start reading from the peer (back-pressure). Input that still
+   * arrives while paused is buffered by the core. May be NULL. */
+  void (*pause) (gpointer carrier);
+  void (*resume) (gpointer carrier);
+  /* The last call the core makes: close the carrier, after what was sent
+   * (`abort` FALSE: a graceful close, e.g. a WebSocket close frame after the
+   * queued frames) or at once. Not made when the carrier itself reported
+   * sluice_connection_carrier_closed() first. */
+  void (*close) (gpointer carrier, gboolean abort);
+} SluiceCarrierOps;
+
+typedef struct {
+  const char *peer;            /* "1.2.3.4:5" or "[::1]:5" (copied) */
+  const char *local;           /* (copied) */
+  gboolean tls;                /* the carrier runs over TLS */
+  GPtrArray *peer_certs;       /* DER GBytes, leaf first, or NULL (transfer none: a ref is taken) */
+  gpointer reserved[4];
+} SluiceCarrierInfo;
+
+/* Make the byte-stream transport instance `transport` (what its create
+ * returned) the one that serves `protocol` (a WebSocket subprotocol such as
+ * "mqtt") for sluice_host_adopt_connection(). Call from start, on the main
+ * thread (the instance is not known to the core before create returns).
+ * The core registers the built-in transports itself: the
+ * first `plugin = mqtt` instance serves "mqtt", the first `plugin = amqp`
+ * instance "AMQPWSB10". FALSE with SLUICE_ERROR_INVALID when the name is
+ * taken by another instance. */
+SLUICE_API gboolean sluice_host_register_protocol (SluiceHost *host, const char *protocol,
+                                                   gpointer transport, GError **error);
+/* Whether some transport serves `protocol` now (registered, not stopped). */
+SLUICE_API gboolean sluice_host_has_protocol (SluiceHost *host, const char *protocol);
+/* Create a connection of the transport that serves `protocol` on the
+ * calling worker, carried by `carrier` through `ops` (`ops` must outlive
+ * it; `carrier` until the close op or sluice_connection_carrier_closed()).
+ * The transport's connection_open runs before this returns (it may refuse:
+ * then the connection is closing, and close follows from the loop).
+ * NULL with SLUICE_ERROR_NOT_FOUND when nobody serves `protocol`,
+ * SLUICE_ERROR_SHUTTING_DOWN after the hub stopped accepting,
+ * SLUICE_ERROR_THROTTLED at the transport's max-connections,
+ * SLUICE_ERROR_FAILED when not called on an I/O worker. (transfer full: the
+ * carrier's ref) */
+SLUICE_API SluiceConnection *sluice_host_adopt_connection (SluiceHost *host, const char *protocol,
+                                                           const SluiceCarrierOps *ops,
+                                                           gpointer carrier,
+                                                           const SluiceCarrierInfo *info,
+                                                           GError **error);
+/* The carrier received bytes (one WebSocket message, or any part of the
+ * stream: they are delivered like socket reads). */
+SLUICE_API void sluice_connection_carrier_input (SluiceConnection *connection,
+                                                 const guint8 *data, gsize len);
+/* The carrier handed queued bytes to the socket (get_unsent fell): the core
+ * may now report connection_drained. Cheap; call after every write. */
+SLUICE_API void sluice_connection_carrier_progress (SluiceConnection *connection);
+/* The peer closed the carrier or it failed: the connection closes (queued
+ * output is dropped) and the core makes no further call to the carrier. */
+SLUICE_API void sluice_connection_carrier_closed (SluiceConnection *connection);
+
 G_END_DECLS
