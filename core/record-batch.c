@@ -7,6 +7,7 @@
  * records themselves are checked by the reader, which never trusts them.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "records-private.h"
+#include "record-compress-private.h"
 
 #include <string.h>
 #include "varint.h"
@@ -182,8 +183,16 @@ sluice_batch_validate (const guint8 *data, gsize len, gint32 *record_count,
                    count, last_offset_delta, (gint64) last_offset_delta + 1);
       return FALSE;
     }
-  /* Only uncompressed records have a size we can bound here; a compressed
-   * payload is checked when it is decompressed. */
+  /* A compressed payload is checked now, decompressed within a bound, so
+   * a batch that cannot be read back (or would expand without limit) never
+   * reaches a log; producers compress rarely enough for this to pay. */
+  if (codec != SLUICE_COMPRESSION_NONE)
+    {
+      guint n = 0;
+
+      if (!sluice_batch_check_records (data, len, SLUICE_RECORDS_MAX_DECOMPRESSED, &n, error))
+        return FALSE;
+    }
   records_len = len - SLUICE_BATCH_HEADER_SIZE;
   if (codec == SLUICE_COMPRESSION_NONE
       && (guint64) count * MIN_RECORD_SIZE > records_len)

@@ -4,13 +4,16 @@
  * is checked against the end of its record and of the batch before it is
  * used: a bad batch yields SLUICE_ERROR_INVALID, never a read out of
  * bounds. Integrity (the CRC) is sluice_batch_validate()'s job; the reader
- * only decodes.
+ * only decodes. A compressed batch is decompressed once, within
+ * SLUICE_RECORDS_MAX_DECOMPRESSED, and its records are read from that copy.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "records-private.h"
+#include "record-compress-private.h"
 #include "varint.h"
 
 struct _SluiceBatchReader {
   GBytes *bytes;
+  GBytes *records;              /* decompressed records, NULL when stored plain */
   const guint8 *pos;
   const guint8 *end;
   gint64 base_offset;
@@ -25,30 +28,20 @@ struct _SluiceBatchReader {
   GError *error;                /* sticky once set */
 };
 
-SluiceBatchReader *
-sluice_batch_reader_new (GBytes *batch, GError **error)
+/* The reader over `data` (which `owner`, when set, keeps alive). */
+static SluiceBatchReader *
+reader_new (GBytes *owner, const guint8 *data, gsize len, gsize max_decompressed,
+            GError **error)
 {
   g_autoptr (SluiceBatchReader) reader = NULL;
-  const guint8 *data;
-  gsize len;
   guint16 attributes;
   guint codec;
   gint32 count;
 
-  g_return_val_if_fail (batch != NULL, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
-  data = g_bytes_get_data (batch, &len);
   if (!sluice_batch_check_frame (data, len, error))
     return NULL;
   attributes = sluice_be16 (data + SLUICE_BATCH_OFF_ATTRIBUTES);
   codec = attributes & SLUICE_BATCH_ATTR_COMPRESSION_MASK;
-  if (codec != SLUICE_COMPRESSION_NONE)
-    {
-      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_UNSUPPORTED,
-                   "compressed batches (codec %u) are not supported yet", codec);
-      return NULL;
-    }
   count = (gint32) sluice_be32 (data + SLUICE_BATCH_OFF_RECORD_COUNT);
   if (count < 0)
     {
@@ -59,9 +52,27 @@ sluice_batch_reader_new (GBytes *batch, GError **error)
     }
 
   reader = g_new0 (SluiceBatchReader, 1);
-  reader->bytes = g_bytes_ref (batch);
-  reader->pos = data + SLUICE_BATCH_HEADER_SIZE;
-  reader->end = data + len;
+  if (owner != NULL)
+    reader->bytes = g_bytes_ref (owner);
+  if (codec != SLUICE_COMPRESSION_NONE)
+    {
+      gsize rlen;
+      const guint8 *rdata;
+
+      reader->records = sluice_records_decompress (codec, data + SLUICE_BATCH_HEADER_SIZE,
+                                                   len - SLUICE_BATCH_HEADER_SIZE,
+                                                   max_decompressed, error);
+      if (reader->records == NULL)
+        return NULL;
+      rdata = g_bytes_get_data (reader->records, &rlen);
+      reader->pos = rdata;
+      reader->end = rdata + rlen;
+    }
+  else
+    {
+      reader->pos = data + SLUICE_BATCH_HEADER_SIZE;
+      reader->end = data + len;
+    }
   reader->base_offset = (gint64) sluice_be64 (data + SLUICE_BATCH_OFF_BASE_OFFSET);
   reader->base_timestamp = (gint64) sluice_be64 (data + SLUICE_BATCH_OFF_BASE_TIMESTAMP);
   reader->max_timestamp = (gint64) sluice_be64 (data + SLUICE_BATCH_OFF_MAX_TIMESTAMP);
@@ -73,12 +84,26 @@ sluice_batch_reader_new (GBytes *batch, GError **error)
   return g_steal_pointer (&reader);
 }
 
+SluiceBatchReader *
+sluice_batch_reader_new (GBytes *batch, GError **error)
+{
+  const guint8 *data;
+  gsize len;
+
+  g_return_val_if_fail (batch != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  data = g_bytes_get_data (batch, &len);
+  return reader_new (batch, data, len, SLUICE_RECORDS_MAX_DECOMPRESSED, error);
+}
+
 void
 sluice_batch_reader_free (SluiceBatchReader *reader)
 {
   if (reader == NULL)
     return;
   g_clear_pointer (&reader->bytes, g_bytes_unref);
+  g_clear_pointer (&reader->records, g_bytes_unref);
   g_clear_pointer (&reader->headers, g_array_unref);
   g_clear_error (&reader->error);
   g_free (reader);
@@ -251,5 +276,30 @@ sluice_batch_reader_next (SluiceBatchReader *reader, SluiceRecordView *record,
   *record = view;
   reader->remaining--;
   reader->index++;
+  return TRUE;
+}
+
+gboolean
+sluice_batch_check_records (const guint8 *data, gsize len, gsize max_decompressed,
+                            guint *n_records, GError **error)
+{
+  g_autoptr (SluiceBatchReader) reader = NULL;
+  g_autoptr (GError) local = NULL;
+  SluiceRecordView record;
+  guint n = 0;
+
+  /* The bytes are the caller's and outlive the reader: no owner needed. */
+  reader = reader_new (NULL, data, len, max_decompressed, error);
+  if (reader == NULL)
+    return FALSE;
+  while (sluice_batch_reader_next (reader, &record, &local))
+    n++;
+  if (local != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  if (n_records != NULL)
+    *n_records = n;
   return TRUE;
 }

@@ -3,4 +3,9 @@
 core_records_sources = \
 	core/records-private.h core/varint.h \
 	core/crc32c.c core/murmur2.c \
-	core/record-batch.c core/record-builder.c core/record-reader.c
+	core/record-batch.c core/record-builder.c core/record-reader.c \
+	core/record-compress-private.h core/record-compress.c
+# The codecs Kafka producers use (gzip, snappy, lz4, zstd) live in libsluice,
+# so every transport reads compressed batches.
+core_records_cflags = $(KAFKA_COMPRESS_CFLAGS)
+core_records_libs = $(KAFKA_COMPRESS_LIBS)
