@@ -22,3 +22,12 @@ tests_contract_test_storage_file_CFLAGS = $(AM_CFLAGS) -DG_LOG_DOMAIN=\"storage-
 	-DSTORAGE_PLUGIN_DEFAULT=\"file\" \
 	-DSTORAGE_OPTIONS_DEFAULT=\"segment-size=4KiB\;index-interval=256\"
 tests_contract_test_storage_file_LDADD = $(top_builddir)/core/libsluice.la $(GLIB_LIBS)
+
+# storage-lmdb: a small first map so the contract cases also make it grow.
+check_PROGRAMS += tests/contract/test-storage-lmdb
+TESTS += tests/contract/test-storage-lmdb
+tests_contract_test_storage_lmdb_SOURCES = $(storage_contract_sources)
+tests_contract_test_storage_lmdb_CFLAGS = $(AM_CFLAGS) -DG_LOG_DOMAIN=\"storage-contract\" \
+	-DSTORAGE_PLUGIN_DEFAULT=\"lmdb\" \
+	-DSTORAGE_OPTIONS_DEFAULT=\"map-size=1MiB\"
+tests_contract_test_storage_lmdb_LDADD = $(top_builddir)/core/libsluice.la $(GLIB_LIBS)
