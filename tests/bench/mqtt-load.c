@@ -105,7 +105,7 @@ static GOptionEntry entries[] = {
   { "host", 'h', 0, G_OPTION_ARG_STRING, &opt_host, "Broker host (127.0.0.1)", "HOST" },
   { "port", 'p', 0, G_OPTION_ARG_INT, &opt_port, "Broker port (1883)", "PORT" },
   { "username", 'u', 0, G_OPTION_ARG_STRING, &opt_username, "Username for every client", "NAME" },
-  { "password", 'P', 0, G_OPTION_ARG_STRING, &opt_password, "Password for every client", "PW" },
+  { "password", 'P', 0, G_OPTION_ARG_STRING, &opt_password, "Password for every client ($MQTT_LOAD_PASSWORD)", "PW" },
   { "id-prefix", 'i', 0, G_OPTION_ARG_STRING, &opt_id_prefix,
     "Client id prefix (bench): PREFIX-pub-N, PREFIX-sub-N, PREFIX-idle-N", "PREFIX" },
   { "auth-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_auth_file,
@@ -1078,6 +1078,9 @@ main (int argc, char **argv)
     }
   if (opt_sub_topic == NULL)
     opt_sub_topic = opt_topic;
+  /* Kept off the command line, where `ps` shows it. */
+  if (opt_password == NULL && g_getenv ("MQTT_LOAD_PASSWORD") != NULL)
+    opt_password = (char *) g_getenv ("MQTT_LOAD_PASSWORD");
   raise_fd_limit ();
   if (opt_auth_file != NULL && !read_auth_file (&auth, &error))
     return fail_json (opt_idle > 0 ? "idle" : "load", error->message);
