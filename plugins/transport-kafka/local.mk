@@ -1,1 +1,29 @@
+# plugins/transport-kafka: the Kafka wire protocol on Sluice streams.
 # SPDX-License-Identifier: Apache-2.0
+
+# The pure codec (wire primitives, request decoding, response encoding):
+# bytes in, structs out and back, no I/O, no core calls. One convenience
+# library that the transport, its unit tests and the fuzzer link.
+kafka_codec_sources = \
+	plugins/transport-kafka/kafka-codec.h \
+	plugins/transport-kafka/kafka-codec.c \
+	plugins/transport-kafka/kafka-protocol.h \
+	plugins/transport-kafka/kafka-protocol.c \
+	plugins/transport-kafka/kafka-protocol-responses.c
+
+noinst_LTLIBRARIES += plugins/transport-kafka/libkafka-codec.la
+plugins_transport_kafka_libkafka_codec_la_SOURCES = $(kafka_codec_sources)
+plugins_transport_kafka_libkafka_codec_la_CFLAGS = $(AM_CFLAGS) \
+	-DG_LOG_DOMAIN=\"sluice-kafka\"
+
+# The codec against the recorded client and server streams of
+# $(SLUICE_VECTORS)/kafka, round trips and refusals.
+kafka_codec_test_cflags = $(AM_CFLAGS) -I$(top_srcdir)/plugins/transport-kafka \
+	-DG_LOG_DOMAIN=\"sluice-kafka\"
+check_PROGRAMS += plugins/transport-kafka/tests/test-kafka-codec
+TESTS += plugins/transport-kafka/tests/test-kafka-codec
+plugins_transport_kafka_tests_test_kafka_codec_SOURCES = \
+	plugins/transport-kafka/tests/test-kafka-codec.c
+plugins_transport_kafka_tests_test_kafka_codec_CFLAGS = $(kafka_codec_test_cflags)
+plugins_transport_kafka_tests_test_kafka_codec_LDADD = \
+	plugins/transport-kafka/libkafka-codec.la $(GLIB_LIBS) $(JSON_LIBS)
