@@ -524,7 +524,6 @@ lmdb_logs_read (LmdbStore *store, const SluiceLogId *log, gint64 from_offset,
         {
           if (out->len == first_out)
             {
-              g_warning ("%s", local->message);
               g_propagate_error (error, g_steal_pointer (&local));
               ok = FALSE;
             }
