@@ -246,7 +246,7 @@ test_damaged_pages (Fixture *f, gconstpointer data)
   g_assert_cmpint (fd, >=, 0);
   size = lseek (fd, 0, SEEK_END);
   g_assert_cmpint (size, >, 2 * psize);
-  len = (gsize) (size - 2 * psize);
+  len = MIN ((gsize) (size - 2 * psize), (gsize) 1 << 30);
   junk = g_malloc (len);
   for (gsize i = 0; i < len; i++)
     junk[i] = (guint8) g_rand_int (rand);
