@@ -570,3 +570,20 @@ kafka_write_response_header (KafkaWriter *w, gint32 correlation_id, guint header
       w->flexible = flexible;
     }
 }
+
+KafkaFrameStatus
+kafka_frame_check (const guint8 *data, gsize len, gsize max_size, gsize *size)
+{
+  guint32 n;
+
+  *size = 0;
+  if (len < 4)
+    return KAFKA_FRAME_NEED_MORE;
+  n = ((guint32) data[0] << 24) | ((guint32) data[1] << 16) | ((guint32) data[2] << 8) | data[3];
+  if (n > G_MAXINT32 || n > max_size)
+    return KAFKA_FRAME_TOO_LARGE;
+  if (n < KAFKA_FRAME_MIN)
+    return KAFKA_FRAME_TOO_SMALL;
+  *size = n;
+  return len - 4 >= n ? KAFKA_FRAME_COMPLETE : KAFKA_FRAME_NEED_MORE;
+}

@@ -212,7 +212,19 @@ typedef struct {
 void kafka_write_response_header (KafkaWriter *w, gint32 correlation_id,
                                   guint header_version);
 
-/* Frame size limits checked by the transport before reading a frame. */
+/* --- framing: int32 size, then that many bytes --- */
 #define KAFKA_FRAME_MIN 8  /* api key, version, correlation id */
+
+typedef enum {
+  KAFKA_FRAME_NEED_MORE,   /* not all of the frame is there yet */
+  KAFKA_FRAME_COMPLETE,    /* `*size` bytes follow the 4-byte size field */
+  KAFKA_FRAME_TOO_LARGE,   /* over `max_size` (or negative) */
+  KAFKA_FRAME_TOO_SMALL,   /* shorter than any request header */
+} KafkaFrameStatus;
+
+/* Look at the start of `data`: is a whole frame there? The size is checked
+ * as soon as its 4 bytes arrive, before the body is buffered. */
+KafkaFrameStatus kafka_frame_check (const guint8 *data, gsize len, gsize max_size,
+                                    gsize *size);
 
 G_END_DECLS

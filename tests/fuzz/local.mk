@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 FUZZ_CC = clang
 FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
-FUZZ_TARGETS = tests/fuzz/fuzz-batch tests/fuzz/fuzz-mqtt
+FUZZ_TARGETS = tests/fuzz/fuzz-batch tests/fuzz/fuzz-mqtt tests/fuzz/fuzz-kafka
 
 # The batch code is compiled straight into the target (not via libsluice)
 # so that all of it carries the fuzzer's coverage instrumentation.
@@ -32,6 +32,22 @@ tests/fuzz/fuzz-mqtt: $(fuzz_mqtt_sources) $(fuzz_mqtt_headers)
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) \
 	  -I$(srcdir)/plugins/transport-mqtt $(GLIB_CFLAGS) -o $@ $(fuzz_mqtt_sources) \
+	  $(GLIB_LIBS)
+
+# The Kafka codec, compiled in for the same reason.
+fuzz_kafka_sources = \
+	$(srcdir)/tests/fuzz/fuzz-kafka.c \
+	$(srcdir)/plugins/transport-kafka/kafka-codec.c \
+	$(srcdir)/plugins/transport-kafka/kafka-protocol.c \
+	$(srcdir)/plugins/transport-kafka/kafka-protocol-responses.c
+fuzz_kafka_headers = \
+	$(srcdir)/plugins/transport-kafka/kafka-codec.h \
+	$(srcdir)/plugins/transport-kafka/kafka-protocol.h
+
+tests/fuzz/fuzz-kafka: $(fuzz_kafka_sources) $(fuzz_kafka_headers)
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) \
+	  -I$(srcdir)/plugins/transport-kafka $(GLIB_CFLAGS) -o $@ $(fuzz_kafka_sources) \
 	  $(GLIB_LIBS)
 
 fuzz: $(FUZZ_TARGETS)
@@ -63,3 +79,4 @@ fuzz-smoke: $(FUZZ_TARGETS)
 
 CLEANFILES += $(FUZZ_TARGETS)
 EXTRA_DIST += tests/fuzz/fuzz-batch.c tests/fuzz/fuzz-mqtt.c tests/fuzz/corpus
+EXTRA_DIST += tests/fuzz/fuzz-kafka.c
