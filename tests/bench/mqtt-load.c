@@ -100,6 +100,7 @@ static int opt_keepalive = 60;
 static double opt_drain = 5;
 static int opt_idle;
 static gboolean opt_nodelay;
+static char *opt_reader = "buffered";
 
 static GOptionEntry entries[] = {
   { "host", 'h', 0, G_OPTION_ARG_STRING, &opt_host, "Broker host (127.0.0.1)", "HOST" },
@@ -129,6 +130,8 @@ static GOptionEntry entries[] = {
   { "drain", 0, 0, G_OPTION_ARG_DOUBLE, &opt_drain,
     "After publishing, wait this long without progress for the rest (5)", "S" },
   { "idle", 0, 0, G_OPTION_ARG_INT, &opt_idle, "Idle mode: open N connections and hold them", "N" },
+  { "reader", 0, 0, G_OPTION_ARG_STRING, &opt_reader,
+    "Subscribers read with: buffered (whole socket reads) or libmosquitto", "HOW" },
   { "nodelay", 0, 0, G_OPTION_ARG_NONE, &opt_nodelay, "TCP_NODELAY on the clients", NULL },
   { NULL }
 };
@@ -230,16 +233,15 @@ on_publish (struct mosquitto *mosq, void *data, int mid)
   atomic_fetch_add_explicit (&c->completed, 1, memory_order_relaxed);
 }
 
+/* One received payload: latency, order and count per publisher. */
 static void
-on_message (struct mosquitto *mosq, void *data, const struct mosquitto_message *msg)
+record_payload (Client *c, const guint8 *p, gsize len)
 {
-  Client *c = data;
-  const guint8 *p = msg->payload;
   gint64 now = now_ns (), sent;
   guint32 pub;
   guint64 seq;
 
-  if (msg->payloadlen < HEADER_SIZE)
+  if (len < HEADER_SIZE)
     return;
   memcpy (&sent, p, 8);
   memcpy (&pub, p + 8, 4);
@@ -258,7 +260,11 @@ on_message (struct mosquitto *mosq, void *data, const struct mosquitto_message *
   atomic_fetch_add_explicit (&c->received, 1, memory_order_relaxed);
 }
 
-/* --- client threads --- */
+static void
+on_message (struct mosquitto *mosq, void *data, const struct mosquitto_message *msg)
+{
+  record_payload (data, msg->payload, msg->payloadlen);
+}
 
 static void
 client_fail (Client *c, char *error)
@@ -268,6 +274,330 @@ client_fail (Client *c, char *error)
   atomic_store (&c->state, -1);
   notify ();
 }
+
+/* --- MQTT on a plain socket ---
+ *
+ * libmosquitto 2.0 reads each packet with three or more recv() calls (a
+ * byte for the type, a byte per length byte, then the rest) after a
+ * select(); a subscriber at a few hundred thousand messages per second
+ * then measures its own system calls rather than the broker. The
+ * buffered reader below parses whole socket reads instead (--reader). The
+ * idle connections use the same CONNECT so that each costs one descriptor.
+ */
+
+static void
+put_varint (GByteArray *b, gsize len)
+{
+  do
+    {
+      guint8 byte = len % 128;
+
+      len /= 128;
+      if (len > 0)
+        byte |= 0x80;
+      g_byte_array_append (b, &byte, 1);
+    }
+  while (len > 0);
+}
+
+static void
+put_string (GByteArray *b, const char *s)
+{
+  guint8 len[2] = { (guint8) (strlen (s) >> 8), (guint8) (strlen (s) & 0xff) };
+
+  g_byte_array_append (b, len, 2);
+  g_byte_array_append (b, (const guint8 *) s, strlen (s));
+}
+
+static GByteArray *
+frame (guint8 first, GByteArray *body)
+{
+  GByteArray *packet = g_byte_array_new ();
+
+  g_byte_array_append (packet, &first, 1);
+  put_varint (packet, body->len);
+  g_byte_array_append (packet, body->data, body->len);
+  return packet;
+}
+
+/* CONNECT with a clean session, in --protocol's version. */
+static GByteArray *
+connect_packet (const char *id, const char *user, const char *password)
+{
+  g_autoptr (GByteArray) body = g_byte_array_new ();
+  guint8 head[] = { 0, 4, 'M', 'Q', 'T', 'T', opt_protocol == 5 ? 5 : 4, 0x02,
+                    (guint8) (opt_keepalive >> 8), (guint8) (opt_keepalive & 0xff) };
+
+  if (user != NULL)
+    head[7] |= 0x80;
+  if (password != NULL)
+    head[7] |= 0x40;
+  g_byte_array_append (body, head, sizeof head);
+  if (opt_protocol == 5)
+    put_varint (body, 0);     /* no properties */
+  put_string (body, id);
+  if (user != NULL)
+    put_string (body, user);
+  if (password != NULL)
+    put_string (body, password);
+  return frame (0x10, body);
+}
+
+typedef struct
+{
+  int fd;
+  guint8 *buf;
+  gsize cap, len;
+  GByteArray *out;            /* PUBACKs of this read, sent together */
+} RawConn;
+
+static gboolean
+raw_send (RawConn *r, const guint8 *data, gsize len)
+{
+  while (len > 0)
+    {
+      ssize_t n = send (r->fd, data, len, MSG_NOSIGNAL);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return FALSE;
+      data += n;
+      len -= n;
+    }
+  return TRUE;
+}
+
+/* The next whole packet in the buffer: its first byte, body and size in
+ * the buffer; FALSE when more bytes are needed. */
+static gboolean
+raw_next_packet (RawConn *r, gsize at, guint8 *first, const guint8 **body, gsize *body_len,
+                 gsize *total)
+{
+  gsize len = 0, i = at + 1;
+  guint shift = 0;
+
+  if (r->len - at < 2)
+    return FALSE;
+  for (;;)
+    {
+      if (i >= r->len)
+        return FALSE;
+      len |= (gsize) (r->buf[i] & 0x7f) << shift;
+      shift += 7;
+      if (!(r->buf[i++] & 0x80))
+        break;
+    }
+  if (r->len - i < len)
+    return FALSE;
+  *first = r->buf[at];
+  *body = r->buf + i;
+  *body_len = len;
+  *total = i + len - at;
+  return TRUE;
+}
+
+/* Reads until a packet of type `want` arrives (CONNACK, SUBACK); FALSE on
+ * EOF, error, a packet too large for the buffer or `deadline`. */
+static gboolean
+raw_wait_for (RawConn *r, guint8 want, guint8 *rc, gint64 deadline)
+{
+  for (;;)
+    {
+      guint8 first;
+      const guint8 *body;
+      gsize body_len, total;
+      struct pollfd pfd = { r->fd, POLLIN, 0 };
+      ssize_t n;
+
+      if (raw_next_packet (r, 0, &first, &body, &body_len, &total))
+        {
+          if ((first >> 4) == want)
+            *rc = body_len > 0 ? body[body_len - 1] : 0xff;
+          if (want == 2 && body_len >= 2)   /* CONNACK: flags, return code */
+            *rc = body[1];
+          memmove (r->buf, r->buf + total, r->len - total);
+          r->len -= total;
+          if ((first >> 4) == want)
+            return TRUE;
+          continue;
+        }
+      if (r->len == r->cap || now_ns () > deadline)
+        return FALSE;
+      if (poll (&pfd, 1, 100) < 0 && errno != EINTR)
+        return FALSE;
+      n = recv (r->fd, r->buf + r->len, r->cap - r->len, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        return FALSE;
+      if (n > 0)
+        r->len += n;
+    }
+}
+
+static int
+raw_connect_socket (void)
+{
+  g_autofree char *port = g_strdup_printf ("%d", opt_port);
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+  int fd = -1;
+
+  if (getaddrinfo (opt_host, port, &hints, &ai) != 0)
+    return -1;
+  fd = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && connect (fd, ai->ai_addr, ai->ai_addrlen) < 0)
+    {
+      close (fd);
+      fd = -1;
+    }
+  freeaddrinfo (ai);
+  return fd;
+}
+
+/* Handles the PUBLISH packets in the buffer; PUBACKs go to r->out. */
+static gboolean
+raw_consume (Client *c, RawConn *r)
+{
+  gsize at = 0;
+  guint8 first;
+  const guint8 *body;
+  gsize body_len, total;
+
+  while (raw_next_packet (r, at, &first, &body, &body_len, &total))
+    {
+      at += total;
+      if ((first >> 4) == 3)
+        {
+          guint qos = (first >> 1) & 3;
+          gsize off = 2 + ((gsize) body[0] << 8 | body[1]);
+          guint8 ack[4] = { 0x40, 2, 0, 0 };
+
+          if (qos > 0)
+            {
+              memcpy (ack + 2, body + off, 2);
+              g_byte_array_append (r->out, ack, 4);
+              off += 2;
+            }
+          if (opt_protocol == 5)
+            {
+              gsize props = 0;
+              guint shift = 0;
+
+              while (off < body_len)
+                {
+                  props |= (gsize) (body[off] & 0x7f) << shift;
+                  shift += 7;
+                  if (!(body[off++] & 0x80))
+                    break;
+                }
+              off += props;
+            }
+          if (off <= body_len)
+            record_payload (c, body + off, body_len - off);
+        }
+    }
+  memmove (r->buf, r->buf + at, r->len - at);
+  r->len -= at;
+  if (r->len == r->cap)
+    return FALSE;             /* a packet larger than the whole buffer */
+  return TRUE;
+}
+
+static void
+raw_subscriber (Client *c)
+{
+  RawConn r = { .cap = 1 << 18 };
+  gint64 deadline = now_ns () + 30 * G_GINT64_CONSTANT (1000000000), last_send;
+  g_autoptr (GByteArray) connect = connect_packet (c->client_id, c->username, c->password);
+  g_autoptr (GByteArray) sub_body = g_byte_array_new ();
+  g_autoptr (GByteArray) subscribe = NULL;
+  guint8 pid[2] = { 0, 1 }, options = (guint8) opt_qos, rc = 0xff;
+  const char *failure = NULL;
+
+  r.buf = g_malloc (r.cap);
+  r.out = g_byte_array_new ();
+  g_byte_array_append (sub_body, pid, 2);
+  if (opt_protocol == 5)
+    put_varint (sub_body, 0);
+  put_string (sub_body, opt_sub_topic);
+  g_byte_array_append (sub_body, &options, 1);
+  subscribe = frame (0x82, sub_body);
+
+  r.fd = raw_connect_socket ();
+  if (r.fd < 0)
+    failure = "connect failed";
+  else if (!raw_send (&r, connect->data, connect->len) || !raw_wait_for (&r, 2, &rc, deadline))
+    failure = "no CONNACK";
+  else if (rc != 0)
+    failure = "CONNACK refused";
+  else if (!raw_send (&r, subscribe->data, subscribe->len)
+           || !raw_wait_for (&r, 9, &rc, deadline))
+    failure = "no SUBACK";
+  else if (rc >= 0x80)
+    failure = "SUBACK refused the filter";
+  if (failure != NULL)
+    {
+      client_fail (c, g_strdup_printf ("%s: %s (%s, return code 0x%02x)", c->client_id,
+                                       failure, r.fd < 0 ? g_strerror (errno) : opt_sub_topic,
+                                       rc));
+      goto out;
+    }
+  atomic_store (&c->state, 1);
+  notify ();
+
+  last_send = now_ns ();
+  while (atomic_load (&phase) < PHASE_FINISHED)
+    {
+      struct pollfd pfd = { r.fd, POLLIN, 0 };
+      ssize_t n;
+
+      if (poll (&pfd, 1, 10) < 0 && errno != EINTR)
+        break;
+      n = recv (r.fd, r.buf + r.len, r.cap - r.len, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        {
+          client_fail (c, g_strdup_printf ("%s: connection lost", c->client_id));
+          goto out;
+        }
+      if (n > 0)
+        {
+          r.len += n;
+          if (!raw_consume (c, &r))
+            {
+              client_fail (c, g_strdup_printf ("%s: oversize packet", c->client_id));
+              goto out;
+            }
+        }
+      if (r.out->len == 0 && now_ns () - last_send > opt_keepalive * G_GINT64_CONSTANT (500000000))
+        {
+          static const guint8 ping[2] = { 0xc0, 0 };
+
+          g_byte_array_append (r.out, ping, 2);
+        }
+      if (r.out->len > 0)
+        {
+          if (!raw_send (&r, r.out->data, r.out->len))
+            {
+              client_fail (c, g_strdup_printf ("%s: send failed", c->client_id));
+              goto out;
+            }
+          g_byte_array_set_size (r.out, 0);
+          last_send = now_ns ();
+        }
+    }
+  {
+    static const guint8 disconnect[2] = { 0xe0, 0 };
+
+    raw_send (&r, disconnect, 2);
+  }
+out:
+  if (r.fd >= 0)
+    close (r.fd);
+  g_free (r.buf);
+  g_byte_array_unref (r.out);
+}
+
+/* --- client threads --- */
+
 
 /* Runs the client's loop until `done` says so or `deadline` (monotonic ns)
  * passes; FALSE when the connection failed (the error is recorded). */
@@ -383,6 +713,11 @@ client_thread (gpointer data)
   gint64 deadline = now_ns () + 30 * G_GINT64_CONSTANT (1000000000);
   int rc;
 
+  if (c->mosq == NULL)
+    {
+      raw_subscriber (c);
+      return NULL;
+    }
   rc = mosquitto_connect (c->mosq, opt_host, opt_port, opt_keepalive);
   if (rc != MOSQ_ERR_SUCCESS)
     {
@@ -510,6 +845,27 @@ raise_fd_limit (void)
 }
 
 static void
+json_int (JsonBuilder *b, const char *name, gint64 value)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_int_value (b, value);
+}
+
+static void
+json_double (JsonBuilder *b, const char *name, double value)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_double_value (b, value);
+}
+
+static void
+json_string (JsonBuilder *b, const char *name, const char *value)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_string_value (b, value);
+}
+
+static void
 print_json (JsonBuilder *b)
 {
   g_autoptr (JsonGenerator) gen = json_generator_new ();
@@ -528,250 +884,67 @@ fail_json (const char *mode, const char *message)
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "mode");
-  json_builder_add_string_value (b, mode);
-  json_builder_set_member_name (b, "error");
-  json_builder_add_string_value (b, message);
+  json_string (b, "mode", mode);
+  json_string (b, "error", message);
   json_builder_end_object (b);
   print_json (b);
   g_printerr ("mqtt-load: %s\n", message);
   return 1;
 }
 
-static int idle_main (GPtrArray *auth);
-
 /* --- idle mode --- */
 
-typedef struct
-{
-  int fd;
-  int state;                  /* 0 connecting, 1 CONNECT sent, 2 connected, -1 failed */
-  GByteArray *out;
-  gsize sent;
-  guint8 in[4];
-  gsize got;
-} IdleConn;
-
-static void
-put_string (GByteArray *b, const char *s)
-{
-  guint8 len[2] = { (guint8) (strlen (s) >> 8), (guint8) (strlen (s) & 0xff) };
-
-  g_byte_array_append (b, len, 2);
-  g_byte_array_append (b, (const guint8 *) s, strlen (s));
-}
-
-/* An MQTT 3.1.1 CONNECT, clean session, built here so that an idle
- * connection costs this process one descriptor. */
-static GByteArray *
-connect_packet (const char *id, const char *user, const char *password)
-{
-  g_autoptr (GByteArray) body = g_byte_array_new ();
-  GByteArray *packet = g_byte_array_new ();
-  guint8 head[] = { 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, (guint8) (opt_keepalive >> 8),
-                    (guint8) (opt_keepalive & 0xff) };
-  guint8 first = 0x10;
-  gsize len;
-
-  if (user != NULL)
-    head[7] |= 0x80;
-  if (password != NULL)
-    head[7] |= 0x40;
-  g_byte_array_append (body, head, sizeof head);
-  put_string (body, id);
-  if (user != NULL)
-    put_string (body, user);
-  if (password != NULL)
-    put_string (body, password);
-  g_byte_array_append (packet, &first, 1);
-  len = body->len;
-  do
-    {
-      guint8 byte = len % 128;
-
-      len /= 128;
-      if (len > 0)
-        byte |= 0x80;
-      g_byte_array_append (packet, &byte, 1);
-    }
-  while (len > 0);
-  g_byte_array_append (packet, body->data, body->len);
-  return packet;
-}
-
-static int
-idle_open (const struct addrinfo *ai)
-{
-  int fd = socket (ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-  if (fd < 0)
-    return -1;
-  if (connect (fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
-    {
-      close (fd);
-      return -1;
-    }
-  return fd;
-}
-
-/* Advances one connection on the events poll reported; returns its state. */
-static int
-idle_step (IdleConn *c, short revents, char **error)
-{
-  if (revents & (POLLERR | POLLNVAL))
-    {
-      int err = 0;
-      socklen_t len = sizeof err;
-
-      getsockopt (c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (*error == NULL)
-        *error = g_strdup_printf ("connect: %s", g_strerror (err ? err : ECONNRESET));
-      return c->state = -1;
-    }
-  if (c->state == 0 && (revents & POLLOUT))
-    c->state = 1;
-  if (c->state == 1 && c->sent < c->out->len)
-    {
-      ssize_t n = send (c->fd, c->out->data + c->sent, c->out->len - c->sent, MSG_NOSIGNAL);
-
-      if (n > 0)
-        c->sent += n;
-      else if (n < 0 && errno != EAGAIN)
-        {
-          if (*error == NULL)
-            *error = g_strdup_printf ("send CONNECT: %s", g_strerror (errno));
-          return c->state = -1;
-        }
-    }
-  if (c->state == 1 && (revents & (POLLIN | POLLHUP)))
-    {
-      ssize_t n = recv (c->fd, c->in + c->got, sizeof c->in - c->got, 0);
-
-      if (n <= 0 && !(n < 0 && errno == EAGAIN))
-        {
-          if (*error == NULL)
-            *error = g_strdup ("connection closed before CONNACK");
-          return c->state = -1;
-        }
-      if (n > 0)
-        c->got += n;
-      if (c->got == sizeof c->in)
-        {
-          if (c->in[0] != 0x20 || c->in[1] != 2 || c->in[3] != 0)
-            {
-              if (*error == NULL)
-                *error = g_strdup_printf ("CONNACK refused (return code %u)", c->in[3]);
-              return c->state = -1;
-            }
-          c->state = 2;
-        }
-    }
-  return c->state;
-}
-
+/* One connection after the other: on loopback a handshake takes tens of
+ * microseconds, and a broker is never asked to take a burst of them. */
 static int
 idle_main (GPtrArray *auth)
 {
-  g_autofree IdleConn *conns = g_new0 (IdleConn, opt_idle);
+  g_autofree int *fds = g_new (int, opt_idle);
   g_autofree struct pollfd *pfds = g_new0 (struct pollfd, opt_idle);
-  g_autofree guint *map = g_new0 (guint, opt_idle);
   g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonBuilder) end = json_builder_new ();
   g_autoptr (GError) error = NULL;
   g_autofree char *first_error = NULL;
-  g_autofree char *port = g_strdup_printf ("%d", opt_port);
-  struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
-  guint next = 0, pending = 0, connected = 0, failed = 0, closed = 0;
-  gint64 t0 = now_ns (), deadline = t0 + 120 * G_GINT64_CONSTANT (1000000000);
+  guint8 buf[64];
+  guint connected = 0, closed = 0;
+  gint64 t0 = now_ns ();
   char line[64];
-  int rc;
 
-  rc = getaddrinfo (opt_host, port, &hints, &ai);
-  if (rc != 0)
-    return fail_json ("idle", gai_strerror (rc));
   for (guint i = 0; i < (guint) opt_idle; i++)
     {
       g_autofree char *id = NULL, *user = NULL, *password = NULL;
+      g_autoptr (GByteArray) connect = NULL;
+      RawConn r = { .buf = buf, .cap = sizeof buf };
+      guint8 rc = 0xff;
 
       if (!credentials_for (auth, i, "idle", i, &id, &user, &password, &error))
+        return fail_json ("idle", error->message);
+      connect = connect_packet (id, user, password);
+      r.fd = raw_connect_socket ();
+      if (r.fd >= 0 && raw_send (&r, connect->data, connect->len)
+          && raw_wait_for (&r, 2, &rc, now_ns () + 10 * G_GINT64_CONSTANT (1000000000))
+          && rc == 0)
         {
-          freeaddrinfo (ai);
-          return fail_json ("idle", error->message);
+          fds[connected++] = r.fd;
+          continue;
         }
-      conns[i].out = connect_packet (id, user, password);
-      conns[i].fd = -1;
+      if (first_error == NULL)
+        first_error = r.fd < 0 ? g_strdup_printf ("connection %u: connect: %s", i,
+                                                  g_strerror (errno))
+                               : g_strdup_printf ("connection %u: no CONNACK or refused "
+                                                  "(return code 0x%02x)", i, rc);
+      if (r.fd >= 0)
+        close (r.fd);
     }
-
-  /* A bounded number of handshakes at a time, so that the listen backlog
-   * never overflows into SYN retransmits. */
-  while ((next < (guint) opt_idle || pending > 0) && now_ns () < deadline)
-    {
-      guint npfd = 0;
-
-      while (next < (guint) opt_idle && pending < 64)
-        {
-          IdleConn *c = &conns[next++];
-
-          c->fd = idle_open (ai);
-          if (c->fd < 0)
-            {
-              if (first_error == NULL)
-                first_error = g_strdup_printf ("socket/connect: %s", g_strerror (errno));
-              c->state = -1;
-              failed++;
-              continue;
-            }
-          pending++;
-        }
-      for (guint i = 0; i < next; i++)
-        if (conns[i].fd >= 0 && (conns[i].state == 0 || conns[i].state == 1))
-          {
-            pfds[npfd].fd = conns[i].fd;
-            pfds[npfd].events = conns[i].state == 0 || conns[i].sent < conns[i].out->len
-                                  ? POLLOUT | POLLIN : POLLIN;
-            pfds[npfd].revents = 0;
-            map[npfd++] = i;
-          }
-      if (npfd == 0)
-        continue;
-      if (poll (pfds, npfd, 100) < 0 && errno != EINTR)
-        break;
-      for (guint k = 0; k < npfd; k++)
-        {
-          IdleConn *c = &conns[map[k]];
-          int before = c->state;
-
-          if (pfds[k].revents == 0)
-            continue;
-          idle_step (c, pfds[k].revents, &first_error);
-          if (c->state != before && (c->state == 2 || c->state == -1))
-            {
-              pending--;
-              if (c->state == 2)
-                connected++;
-              else
-                failed++;
-            }
-        }
-    }
-  freeaddrinfo (ai);
-  failed += pending;
 
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "mode");
-  json_builder_add_string_value (b, "idle");
-  json_builder_set_member_name (b, "requested");
-  json_builder_add_int_value (b, opt_idle);
-  json_builder_set_member_name (b, "connected");
-  json_builder_add_int_value (b, connected);
-  json_builder_set_member_name (b, "failed");
-  json_builder_add_int_value (b, failed);
-  json_builder_set_member_name (b, "connect_seconds");
-  json_builder_add_double_value (b, (now_ns () - t0) / 1e9);
+  json_string (b, "mode", "idle");
+  json_int (b, "requested", opt_idle);
+  json_int (b, "connected", connected);
+  json_int (b, "failed", opt_idle - connected);
+  json_double (b, "connect_seconds", (now_ns () - t0) / 1e9);
   if (first_error != NULL)
-    {
-      json_builder_set_member_name (b, "error");
-      json_builder_add_string_value (b, first_error);
-    }
+    json_string (b, "error", first_error);
   json_builder_end_object (b);
   print_json (b);
 
@@ -779,41 +952,47 @@ idle_main (GPtrArray *auth)
   if (fgets (line, sizeof line, stdin) == NULL)
     line[0] = '\0';
 
-  /* Which connections the broker closed meanwhile (EOF or reset). */
-  {
-    guint npfd = 0;
-
-    for (guint i = 0; i < (guint) opt_idle; i++)
-      if (conns[i].state == 2)
-        {
-          pfds[npfd].fd = conns[i].fd;
-          pfds[npfd].events = POLLIN;
-          pfds[npfd++].revents = 0;
-        }
-    if (npfd > 0 && poll (pfds, npfd, 0) > 0)
-      for (guint k = 0; k < npfd; k++)
-        if (pfds[k].revents & (POLLIN | POLLHUP | POLLERR))
-          closed++;
-  }
-  for (guint i = 0; i < (guint) opt_idle; i++)
+  /* Which of them the broker closed meanwhile (EOF or reset). */
+  for (guint i = 0; i < connected; i++)
     {
-      if (conns[i].fd >= 0)
-        close (conns[i].fd);
-      g_byte_array_unref (conns[i].out);
+      pfds[i].fd = fds[i];
+      pfds[i].events = POLLIN;
     }
-  g_clear_object (&b);
-  b = json_builder_new ();
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "mode");
-  json_builder_add_string_value (b, "idle-end");
-  json_builder_set_member_name (b, "closed_by_broker");
-  json_builder_add_int_value (b, closed);
-  json_builder_end_object (b);
-  print_json (b);
+  if (connected > 0 && poll (pfds, connected, 0) > 0)
+    for (guint i = 0; i < connected; i++)
+      if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR))
+        closed++;
+  for (guint i = 0; i < connected; i++)
+    close (fds[i]);
+  json_builder_begin_object (end);
+  json_string (end, "mode", "idle-end");
+  json_int (end, "closed_by_broker", closed);
+  json_builder_end_object (end);
+  print_json (end);
   return connected == (guint) opt_idle && closed == 0 ? 0 : 1;
 }
 
 /* --- load mode --- */
+
+/* Until every live publisher has flushed, or `until` (monotonic µs). */
+static void
+wait_publishers (Client *clients, gint64 until)
+{
+  g_mutex_lock (&lock);
+  while (g_get_monotonic_time () < until)
+    {
+      gboolean all = TRUE;
+
+      for (guint i = 0; i < (guint) opt_publishers; i++)
+        if (!atomic_load (&clients[i].flushed) && atomic_load (&clients[i].state) >= 0)
+          all = FALSE;
+      if (all)
+        break;
+      g_cond_wait_until (&changed, &lock,
+                         MIN (until, g_get_monotonic_time () + G_TIME_SPAN_SECOND / 10));
+    }
+  g_mutex_unlock (&lock);
+}
 
 static int
 load_main (GPtrArray *auth)
@@ -823,8 +1002,9 @@ load_main (GPtrArray *auth)
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autoptr (GError) error = NULL;
   guint64 hist[HIST_BUCKETS] = { 0 };
-  guint64 published = 0, received = 0, duplicates = 0, lost = 0, expected;
-  gint64 t0, t_end, t_pub = 0, t_rx = 0;
+  guint64 published = 0, received = 0, duplicates = 0, lost = 0, unacked = 0, expected;
+  gint64 t0, t_pub = 0, t_rx = 0;
+  struct rusage usage;
   const char *failure = NULL;
   gboolean ready;
 
@@ -845,6 +1025,8 @@ load_main (GPtrArray *auth)
       c->topic = g_string_free (g_steal_pointer (&topic), FALSE);
       c->next_seq = g_new0 (guint64, opt_publishers);
       c->got = g_new0 (guint64, opt_publishers);
+      if (!pub && g_strcmp0 (opt_reader, "buffered") == 0)
+        continue;
       c->mosq = mosquitto_new (c->client_id, true, c);
       if (c->mosq == NULL)
         return fail_json ("load", "mosquitto_new failed");
@@ -887,39 +1069,13 @@ load_main (GPtrArray *auth)
   atomic_store (&phase, failure != NULL ? PHASE_FINISHED : PHASE_RUNNING);
   if (failure == NULL)
     {
-      gboolean all_flushed_ = FALSE;
-
       /* The measurement window: a fixed time, or until every publisher has
        * sent its count (publish_loop leaves on its own then). */
-      g_mutex_lock (&lock);
-      t_end = opt_count > 0 ? G_MAXINT64
-                            : g_get_monotonic_time () + (gint64) (opt_seconds * G_TIME_SPAN_SECOND);
-      while (!all_flushed_ && g_get_monotonic_time () < t_end)
-        {
-          all_flushed_ = TRUE;
-          for (guint i = 0; i < (guint) opt_publishers; i++)
-            if (!atomic_load (&clients[i].flushed) && atomic_load (&clients[i].state) >= 0)
-              all_flushed_ = FALSE;
-          if (!all_flushed_)
-            g_cond_wait_until (&changed, &lock, MIN (t_end, g_get_monotonic_time ()
-                                                              + G_TIME_SPAN_SECOND / 10));
-        }
-      g_mutex_unlock (&lock);
+      wait_publishers (clients, opt_count > 0 ? G_MAXINT64 : g_get_monotonic_time ()
+                                  + (gint64) (opt_seconds * G_TIME_SPAN_SECOND));
       atomic_store (&phase, PHASE_STOPPING);
-
-      /* Wait for the publishers' last writes / PUBACKs. */
-      g_mutex_lock (&lock);
-      for (;;)
-        {
-          all_flushed_ = TRUE;
-          for (guint i = 0; i < (guint) opt_publishers; i++)
-            if (!atomic_load (&clients[i].flushed) && atomic_load (&clients[i].state) >= 0)
-              all_flushed_ = FALSE;
-          if (all_flushed_)
-            break;
-          g_cond_wait_until (&changed, &lock, g_get_monotonic_time () + G_TIME_SPAN_SECOND / 10);
-        }
-      g_mutex_unlock (&lock);
+      /* Their last writes / PUBACKs (publish_loop gives up after 60 s). */
+      wait_publishers (clients, G_MAXINT64);
 
       for (guint i = 0; i < (guint) opt_publishers; i++)
         {
@@ -968,6 +1124,9 @@ load_main (GPtrArray *auth)
       failure = clients[i].error;
 
   expected = published * opt_subscribers;
+  for (guint i = 0; i < (guint) opt_publishers; i++)
+    unacked += clients[i].published - MIN (clients[i].published,
+                                           atomic_load (&clients[i].completed));
   for (guint i = opt_publishers; i < n; i++)
     {
       Client *c = &clients[i];
@@ -987,54 +1146,31 @@ load_main (GPtrArray *auth)
     }
 
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "mode");
-  json_builder_add_string_value (b, "load");
-  json_builder_set_member_name (b, "qos");
-  json_builder_add_int_value (b, opt_qos);
-  json_builder_set_member_name (b, "publishers");
-  json_builder_add_int_value (b, opt_publishers);
-  json_builder_set_member_name (b, "subscribers");
-  json_builder_add_int_value (b, opt_subscribers);
-  json_builder_set_member_name (b, "size");
-  json_builder_add_int_value (b, opt_size);
-  json_builder_set_member_name (b, "published");
-  json_builder_add_int_value (b, published);
-  json_builder_set_member_name (b, "received");
-  json_builder_add_int_value (b, received);
-  json_builder_set_member_name (b, "expected");
-  json_builder_add_int_value (b, expected);
-  json_builder_set_member_name (b, "lost");
-  json_builder_add_int_value (b, lost);
-  json_builder_set_member_name (b, "duplicates");
-  json_builder_add_int_value (b, duplicates);
-  json_builder_set_member_name (b, "unacked");
-  {
-    guint64 unacked = 0;
-
-    for (guint i = 0; i < (guint) opt_publishers; i++)
-      unacked += clients[i].published - MIN (clients[i].published,
-                                             atomic_load (&clients[i].completed));
-    json_builder_add_int_value (b, unacked);
-  }
-  json_builder_set_member_name (b, "publish_seconds");
-  json_builder_add_double_value (b, t_pub > t0 ? (t_pub - t0) / 1e9 : 0);
-  json_builder_set_member_name (b, "published_per_s");
-  json_builder_add_double_value (b, t_pub > t0 ? published / ((t_pub - t0) / 1e9) : 0);
-  json_builder_set_member_name (b, "receive_seconds");
-  json_builder_add_double_value (b, t_rx > t0 ? (t_rx - t0) / 1e9 : 0);
-  json_builder_set_member_name (b, "received_per_s");
-  json_builder_add_double_value (b, t_rx > t0 ? received / ((t_rx - t0) / 1e9) : 0);
-  json_builder_set_member_name (b, "p50_ms");
-  json_builder_add_double_value (b, hist_percentile_ms (hist, 50));
-  json_builder_set_member_name (b, "p99_ms");
-  json_builder_add_double_value (b, hist_percentile_ms (hist, 99));
-  json_builder_set_member_name (b, "max_ms");
-  json_builder_add_double_value (b, hist_percentile_ms (hist, 100));
+  json_string (b, "mode", "load");
+  json_int (b, "qos", opt_qos);
+  json_int (b, "publishers", opt_publishers);
+  json_int (b, "subscribers", opt_subscribers);
+  json_int (b, "size", opt_size);
+  json_int (b, "published", published);
+  json_int (b, "received", received);
+  json_int (b, "expected", expected);
+  json_int (b, "lost", lost);
+  json_int (b, "duplicates", duplicates);
+  json_int (b, "unacked", unacked);
+  json_double (b, "publish_seconds", t_pub > t0 ? (t_pub - t0) / 1e9 : 0);
+  json_double (b, "published_per_s", t_pub > t0 ? published / ((t_pub - t0) / 1e9) : 0);
+  json_double (b, "receive_seconds", t_rx > t0 ? (t_rx - t0) / 1e9 : 0);
+  json_double (b, "received_per_s", t_rx > t0 ? received / ((t_rx - t0) / 1e9) : 0);
+  json_double (b, "p50_ms", hist_percentile_ms (hist, 50));
+  json_double (b, "p99_ms", hist_percentile_ms (hist, 99));
+  json_double (b, "max_ms", hist_percentile_ms (hist, 100));
+  /* The generator's own CPU, to tell when it rather than the broker was
+   * the limit. */
+  getrusage (RUSAGE_SELF, &usage);
+  json_double (b, "load_cpu_seconds", usage.ru_utime.tv_sec + usage.ru_stime.tv_sec
+                                        + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6);
   if (failure != NULL)
-    {
-      json_builder_set_member_name (b, "error");
-      json_builder_add_string_value (b, failure);
-    }
+    json_string (b, "error", failure);
   json_builder_end_object (b);
   print_json (b);
   if (failure != NULL)
@@ -1063,6 +1199,7 @@ main (int argc, char **argv)
   int status;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_set_summary (ctx, "Prints one JSON object of results on stdout.");
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     {
       g_printerr ("mqtt-load: %s\n", error->message);
@@ -1070,10 +1207,12 @@ main (int argc, char **argv)
     }
   if (opt_size < HEADER_SIZE || opt_qos < 0 || opt_qos > 1 || opt_publishers < 0
       || opt_subscribers < 0 || opt_publishers + opt_subscribers == 0 || opt_window < 1
-      || (opt_protocol != 311 && opt_protocol != 5) || opt_idle < 0)
+      || (opt_protocol != 311 && opt_protocol != 5) || opt_idle < 0
+      || (g_strcmp0 (opt_reader, "buffered") != 0 && g_strcmp0 (opt_reader, "libmosquitto") != 0))
     {
       g_printerr ("mqtt-load: want --size >= %d, --qos 0 or 1, --protocol 311 or 5, "
-                  "at least one client and --window >= 1\n", HEADER_SIZE);
+                  "at least one client, --window >= 1 and --reader buffered or libmosquitto\n",
+                  HEADER_SIZE);
       return 2;
     }
   if (opt_sub_topic == NULL)
