@@ -84,11 +84,17 @@ plugins_transport_mqtt_tests_test_mqtt_vectors_LDADD = $(mqtt_codec_test_ldadd)
 # The transport plugin: the connection state machine and the IoT Hub device
 # topics on the codec above.
 plugins_LTLIBRARIES += plugins/transport-mqtt/transport-mqtt.la
-plugins_transport_mqtt_transport_mqtt_la_SOURCES = \
+mqtt_transport_sources = \
 	plugins/transport-mqtt/mqtt-transport.h \
 	plugins/transport-mqtt/mqtt-transport.c \
+	plugins/transport-mqtt/mqtt-conn-private.h \
 	plugins/transport-mqtt/mqtt-connection.c \
+	plugins/transport-mqtt/mqtt-pubsub.c \
+	plugins/transport-mqtt/mqtt-persist.c \
+	plugins/transport-mqtt/mqtt-broker.h \
+	plugins/transport-mqtt/mqtt-broker.c \
 	plugins/transport-mqtt/mqtt-iothub.c
+plugins_transport_mqtt_transport_mqtt_la_SOURCES = $(mqtt_transport_sources)
 plugins_transport_mqtt_transport_mqtt_la_CFLAGS = $(AM_CFLAGS) \
 	-DG_LOG_DOMAIN=\"sluice-mqtt\"
 plugins_transport_mqtt_transport_mqtt_la_LDFLAGS = $(sluice_plugin_ldflags)
@@ -100,9 +106,11 @@ check_PROGRAMS += plugins/transport-mqtt/tests/test-mqtt-iothub
 TESTS += plugins/transport-mqtt/tests/test-mqtt-iothub
 plugins_transport_mqtt_tests_test_mqtt_iothub_SOURCES = \
 	plugins/transport-mqtt/tests/test-mqtt-iothub.c \
-	plugins/transport-mqtt/mqtt-iothub.c \
-	plugins/transport-mqtt/mqtt-connection.c \
-	plugins/transport-mqtt/mqtt-transport.h
+	$(mqtt_transport_sources) \
+	plugins/transport-mqtt/mqtt-acl.h \
+	plugins/transport-mqtt/mqtt-acl.c \
+	plugins/transport-mqtt/mqtt-map.h \
+	plugins/transport-mqtt/mqtt-map.c
 plugins_transport_mqtt_tests_test_mqtt_iothub_CFLAGS = $(mqtt_codec_test_cflags)
 plugins_transport_mqtt_tests_test_mqtt_iothub_LDADD = \
 	plugins/transport-mqtt/libmqtt-codec.la $(top_builddir)/core/libsluice.la \

@@ -1,42 +1,13 @@
 /* transport-mqtt — the per-connection state machine: CONNECT and
- * authentication, CONNACK, keepalive, PINGREQ, DISCONNECT, revocation of
- * the principal, SUBSCRIBE / UNSUBSCRIBE answers and PUBACKs in PUBLISH
- * order. Everything here runs on the connection's worker thread.
- *
- * Sessions: only clean sessions so far. A CONNECT with clean session 0 /
- * clean start 0 (IoT Hub device SDKs send it) is accepted with session
- * present 0 and nothing is kept after the connection ends; persistent
- * sessions come with the session store.
+ * authentication (with v5 re-authentication by AUTH), CONNACK, sessions
+ * (attach, take-over, expiry), wills, keepalive, PINGREQ, DISCONNECT,
+ * revocation of the principal and PUBACKs in PUBLISH order. PUBLISH and
+ * SUBSCRIBE are mqtt-pubsub.c's. Everything here runs on the connection's
+ * worker thread.
  * SPDX-License-Identifier: Apache-2.0 */
-#include "mqtt-transport.h"
+#include "mqtt-conn-private.h"
 
 #include <string.h>
-
-/* PUBLISHes whose append is in flight per connection before reading pauses
- * (also the Receive Maximum told to v5 clients): bounded memory for a
- * client that publishes faster than the stream's durability policy lets
- * appends complete. Reading resumes below half of it. */
-#define MQTT_MAX_INFLIGHT 1024
-
-struct _MqttConn {
-  gint ref_count;
-  MqttTransport *transport;
-  SluiceConnection *connection;  /* NULL once closed */
-  MqttDecoder *decoder;
-  MqttVersion version;
-  gboolean connected;            /* CONNACK 0 sent */
-  gboolean closing;              /* a fatal answer is queued: ignore input */
-  gboolean paused;               /* too many appends in flight */
-  SluicePrincipal *principal;
-  guint watch_id;
-  char *client_id;
-  char *device_id;               /* the IoT Hub device, NULL for other logins */
-  char *auth_method;             /* iothub-connection-auth-method JSON */
-  guint keepalive;               /* seconds enforced; 0: none */
-  gint64 last_packet;            /* monotonic µs */
-  GSource *keepalive_source;
-  GQueue acks;                   /* MqttPendingAck*, PUBLISH order */
-};
 
 struct _MqttPendingAck {
   MqttConn *conn;                /* a ref */
@@ -48,24 +19,32 @@ struct _MqttPendingAck {
   gboolean failed;
 };
 
-static MqttConn *
-conn_ref (MqttConn *conn)
+void
+mqtt_conn_ref (MqttConn *conn)
 {
   conn->ref_count++;
-  return conn;
 }
 
-static void
-conn_unref (MqttConn *conn)
+void
+mqtt_conn_unref (MqttConn *conn)
 {
   /* Only touched on the connection's worker: no atomics. */
   if (--conn->ref_count > 0)
     return;
   g_clear_pointer (&conn->principal, sluice_principal_unref);
   g_clear_pointer (&conn->decoder, mqtt_decoder_free);
+  g_clear_pointer (&conn->session, mqtt_session_unref);
+  g_clear_pointer (&conn->will, mqtt_message_unref);
+  g_clear_pointer (&conn->out_aliases, g_hash_table_unref);
+  g_clear_pointer (&conn->kv_deletes, g_ptr_array_unref);
+  if (conn->in_aliases != NULL)
+    for (guint i = 0; i <= conn->in_alias_max; i++)
+      g_free (conn->in_aliases[i]);
+  g_free (conn->in_aliases);
   g_free (conn->client_id);
   g_free (conn->device_id);
   g_free (conn->auth_method);
+  g_free (conn->sas_auth_method);
   g_free (conn);
 }
 
@@ -105,8 +84,8 @@ mqtt_conn_get_id (MqttConn *conn)
   return conn->connection != NULL ? sluice_connection_get_id (conn->connection) : 0;
 }
 
-static void
-conn_write (MqttConn *conn, GByteArray *out)
+void
+mqtt_conn_write (MqttConn *conn, GByteArray *out)
 {
   if (conn->connection != NULL && out->len > 0)
     sluice_connection_write (conn->connection, out->data, out->len);
@@ -114,8 +93,8 @@ conn_write (MqttConn *conn, GByteArray *out)
 
 /* A packet built by hand that the encoder refuses is a bug here, not the
  * peer's doing. */
-static void
-conn_send_packet (MqttConn *conn, const MqttPacket *packet)
+void
+mqtt_conn_send_packet (MqttConn *conn, const MqttPacket *packet)
 {
   g_autoptr (GByteArray) out = g_byte_array_new ();
   g_autoptr (GError) error = NULL;
@@ -127,7 +106,7 @@ conn_send_packet (MqttConn *conn, const MqttPacket *packet)
                       mqtt_packet_type_name (packet->type), error->message);
       return;
     }
-  conn_write (conn, out);
+  mqtt_conn_write (conn, out);
 }
 
 static void
@@ -153,7 +132,7 @@ mqtt_conn_fail (MqttConn *conn, guint8 reason, const char *why)
 
       packet->reason = reason;
       mqtt_props_set_string (&packet->props, MQTT_PROP_REASON_STRING, why);
-      conn_send_packet (conn, packet);
+      mqtt_conn_send_packet (conn, packet);
     }
   conn_close (conn);
 }
@@ -173,7 +152,8 @@ mqtt_conn_queue_ack (MqttConn *conn, MqttPacketType type, guint16 packet_id)
   MqttPendingAck *ack = g_new0 (MqttPendingAck, 1);
 
   ack->type = type;
-  ack->conn = conn_ref (conn);
+  mqtt_conn_ref (conn);
+  ack->conn = conn;
   ack->packet_id = packet_id;
   g_queue_push_tail (&conn->acks, ack);
   return ack;
@@ -205,24 +185,24 @@ conn_flush_acks (MqttConn *conn)
               packet->reason = ack->reason;
               mqtt_props_set_string (&packet->props, MQTT_PROP_REASON_STRING,
                                      ack->reason_string);
-              conn_send_packet (conn, packet);
+              mqtt_conn_send_packet (conn, packet);
             }
           else
             {
               g_autoptr (GByteArray) out = g_byte_array_new ();
 
               mqtt_encode_ack (out, conn->version, ack->type, ack->packet_id, ack->reason);
-              conn_write (conn, out);
+              mqtt_conn_write (conn, out);
             }
         }
-      conn_unref (ack->conn);
+      mqtt_conn_unref (ack->conn);
       pending_ack_free (ack);
     }
   if (conn->paused && conn->acks.length < MQTT_MAX_INFLIGHT / 2)
     {
       conn->paused = FALSE;
       /* The core presents the input left over again. */
-      if (conn->connection != NULL && !conn->closing)
+      if (conn->connection != NULL && !conn->closing && !conn->blocked)
         sluice_connection_resume (conn->connection);
     }
 }
@@ -237,9 +217,9 @@ mqtt_pending_ack_complete (MqttPendingAck *ack, guint8 reason, const char *reaso
   ack->reason = reason;
   ack->reason_string = g_strdup (reason_string);
   ack->failed = failed;
-  conn_ref (conn);
+  mqtt_conn_ref (conn);
   conn_flush_acks (conn);
-  conn_unref (conn);
+  mqtt_conn_unref (conn);
 }
 
 /* --- keepalive, revocation --- */
@@ -287,25 +267,91 @@ conn_revoked (const char *reason, gpointer user_data)
   g_autofree char *why = g_strdup_printf ("credentials revoked: %s",
                                           reason != NULL ? reason : "");
 
-  mqtt_conn_fail (conn, MQTT_RC_NOT_AUTHORIZED, why);
+  /* v5: 0xA0 when a token simply ran out (WIRE.md), 0x87 otherwise. */
+  mqtt_conn_fail (conn, reason != NULL && strstr (reason, "expired") != NULL
+                          ? MQTT_RC_MAXIMUM_CONNECT_TIME : MQTT_RC_NOT_AUTHORIZED,
+                  why);
+}
+
+/* --- calls from other workers, through the handle --- */
+
+static void
+handle_pump (MqttConnHandle *handle, gpointer data)
+{
+  MqttConn *conn = data;
+
+  mqtt_conn_ref (conn);
+  mqtt_pubsub_pump (conn);
+  mqtt_pubsub_flush_kv (conn);
+  mqtt_conn_unref (conn);
+}
+
+static void
+handle_resume (MqttConnHandle *handle, gpointer data)
+{
+  MqttConn *conn = data;
+
+  if (!conn->blocked)
+    return;
+  conn->blocked = FALSE;
+  if (conn->connection != NULL && !conn->closing && !conn->paused)
+    sluice_connection_resume (conn->connection);
+}
+
+static void
+handle_taken_over (MqttConnHandle *handle, gpointer data)
+{
+  MqttConn *conn = data;
+
+  /* The session is the new connection's now: this one must not touch it. */
+  g_clear_pointer (&conn->session, mqtt_session_unref);
+  mqtt_conn_fail (conn, MQTT_RC_SESSION_TAKEN_OVER,
+                  "another connection took over the client id");
+}
+
+void
+mqtt_conn_block (MqttConn *conn)
+{
+  if (conn->blocked || conn->connection == NULL)
+    return;
+  conn->blocked = TRUE;
+  sluice_connection_pause (conn->connection);
+}
+
+MqttBroker *
+mqtt_transport_broker_new (MqttTransport *transport)
+{
+  MqttBrokerHooks hooks = { 0 };
+
+  hooks.pump = handle_pump;
+  hooks.resume = handle_resume;
+  hooks.taken_over = handle_taken_over;
+  hooks.dropped_qos0_offline = transport->dropped_qos0_offline;
+  hooks.dropped_expired = transport->dropped_expired;
+  hooks.dropped_session_expired = transport->dropped_session_expired;
+  hooks.backpressure = transport->backpressure;
+  hooks.sessions = transport->sessions;
+  hooks.retained = transport->retained;
+  return mqtt_broker_new (&hooks, (guint) transport->options->max_queued);
 }
 
 /* --- CONNECT --- */
 
 static void
-conn_send_connack (MqttConn *conn, guint8 code, MqttProperties *props)
+conn_send_connack (MqttConn *conn, guint8 code, gboolean session_present,
+                   MqttProperties *props)
 {
   g_autoptr (MqttPacket) packet = mqtt_packet_new (MQTT_CONNACK);
 
   packet->reason = code;
-  packet->connack.session_present = FALSE;
+  packet->connack.session_present = session_present;
   if (props != NULL)
     {
       mqtt_props_clear (&packet->props);
       packet->props = *props;
       memset (props, 0, sizeof *props);
     }
-  conn_send_packet (conn, packet);
+  mqtt_conn_send_packet (conn, packet);
 }
 
 /* Refuse the CONNECT with v3.1.1 `v3_code` / v5 `v5_code`, then close. */
@@ -319,7 +365,7 @@ conn_refuse_connect (MqttConn *conn, guint8 v3_code, guint8 v5_code, const char 
                sluice_connection_get_peer (conn->connection),
                conn->client_id != NULL ? conn->client_id : "", why);
   sluice_counter_add (transport->connects_refused, 1);
-  conn_send_connack (conn, conn->version == MQTT_VERSION_5 ? v5_code : v3_code, NULL);
+  conn_send_connack (conn, conn->version == MQTT_VERSION_5 ? v5_code : v3_code, FALSE, NULL);
   conn_close (conn);
 }
 
@@ -332,9 +378,60 @@ bytes_to_string (GBytes *bytes)
   if (bytes == NULL)
     return NULL;
   data = g_bytes_get_data (bytes, &len);
-  if (memchr (data, '\0', len) != NULL)
+  if (memchr (data, '\0', len) != NULL || !g_utf8_validate (data, len, NULL))
     return NULL;
   return g_strndup (data, len);
+}
+
+/* Authenticate `username` / `password` (or a SAS token from v5 AUTH data)
+ * for this connection's client id. Sets conn->device_id for IoT Hub
+ * logins. (transfer full) */
+static SluicePrincipal *
+conn_authenticate (MqttConn *conn, const char *username, const char *password,
+                   GError **error)
+{
+  MqttTransport *transport = conn->transport;
+  SluiceCredentials credentials = { 0 };
+  g_autofree char *resource = NULL;
+
+  credentials.type = SLUICE_CREDENTIALS_USERNAME_PASSWORD;
+  credentials.protocol = "mqtt";
+  credentials.peer = sluice_connection_get_peer (conn->connection);
+  credentials.username = username;
+  credentials.password = password;
+  credentials.client_id = conn->client_id;
+  credentials.peer_certs = sluice_connection_get_peer_certs (conn->connection);
+  g_clear_pointer (&conn->device_id, g_free);
+  if (mqtt_iothub_is_device_login (username, conn->client_id))
+    {
+      /* The token must cover this hub's device, whatever host the username
+       * names. */
+      conn->device_id = g_strdup (conn->client_id);
+      resource = g_strdup_printf ("%s/devices/%s", sluice_host_get_hostname (transport->host),
+                                  conn->device_id);
+      credentials.resource = resource;
+    }
+  else if (username == NULL && password == NULL && credentials.peer_certs != NULL)
+    credentials.type = SLUICE_CREDENTIALS_TLS_PEER;
+  return sluice_host_authenticate (transport->host, &credentials, error);
+}
+
+static guint32
+conn_session_expiry (MqttConn *conn, const MqttPacket *packet)
+{
+  const MqttConnect *connect = &packet->connect;
+  guint32 max = (guint32) MIN (conn->transport->options->max_session_expiry, G_MAXUINT32);
+
+  if (conn->version == MQTT_VERSION_5)
+    {
+      guint32 asked = mqtt_props_has (&packet->props, MQTT_PROP_SESSION_EXPIRY)
+                        ? packet->props.session_expiry : 0;
+      conn->session_expiry_set = mqtt_props_has (&packet->props, MQTT_PROP_SESSION_EXPIRY);
+      return MIN (asked, max);
+    }
+  /* 3.1.1: a clean session ends with the connection; a persistent one
+   * lasts as long as the hub allows. */
+  return connect->clean_start ? 0 : max;
 }
 
 static void
@@ -342,13 +439,13 @@ conn_handle_connect (MqttConn *conn, MqttPacket *packet)
 {
   MqttTransport *transport = conn->transport;
   const MqttConnect *connect = &packet->connect;
-  SluiceCredentials credentials = { 0 };
   g_autofree char *password = NULL;
-  g_autofree char *resource = NULL;
   g_autoptr (GError) error = NULL;
   MqttProperties props = { 0 };
   guint keepalive_max = (guint) transport->options->keepalive_max;
   gboolean assigned = FALSE;
+  gboolean present = FALSE;
+  guint64 ended_epoch = 0;
 
   conn->version = connect->protocol_level;
   conn->client_id = g_strdup (connect->client_id);
@@ -367,74 +464,107 @@ conn_handle_connect (MqttConn *conn, MqttPacket *packet)
                                          sluice_connection_get_id (conn->connection));
       assigned = TRUE;
     }
+
+  /* v5 enhanced authentication: method `SAS`, data = the token (WIRE.md). */
   if (mqtt_props_has (&packet->props, MQTT_PROP_AUTH_METHOD))
     {
-      conn_refuse_connect (conn, MQTT_V3_CONNACK_NOT_AUTHORIZED,
-                           MQTT_RC_BAD_AUTHENTICATION_METHOD,
-                           "enhanced authentication (AUTH) is not implemented yet");
-      return;
+      if (g_strcmp0 (packet->props.auth_method, "SAS") != 0)
+        {
+          g_autofree char *why = g_strdup_printf ("authentication method '%s' is not "
+                                                  "supported (only SAS)",
+                                                  packet->props.auth_method);
+          conn_refuse_connect (conn, MQTT_V3_CONNACK_NOT_AUTHORIZED,
+                               MQTT_RC_BAD_AUTHENTICATION_METHOD, why);
+          return;
+        }
+      conn->sas_auth_method = g_strdup ("SAS");
+      password = bytes_to_string (packet->props.auth_data);
+      if (password == NULL)
+        {
+          conn_refuse_connect (conn, MQTT_V3_CONNACK_BAD_USERNAME_OR_PASSWORD,
+                               MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+                               "SAS authentication data is missing or not UTF-8");
+          return;
+        }
     }
-  if (connect->will)
-    {
-      /* Taking the CONNECT and dropping its will would lose it silently. */
-      conn_refuse_connect (conn, MQTT_V3_CONNACK_SERVER_UNAVAILABLE,
-                           MQTT_RC_IMPLEMENTATION_SPECIFIC,
-                           "will messages are not implemented yet");
-      return;
-    }
-
-  if (connect->password != NULL)
+  else if (connect->password != NULL)
     {
       password = bytes_to_string (connect->password);
       if (password == NULL)
         {
           conn_refuse_connect (conn, MQTT_V3_CONNACK_BAD_USERNAME_OR_PASSWORD,
-                               MQTT_RC_BAD_USERNAME_OR_PASSWORD, "NUL byte in the password");
+                               MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+                               "the password is not UTF-8 or holds a NUL byte");
           return;
         }
     }
 
-  credentials.type = SLUICE_CREDENTIALS_USERNAME_PASSWORD;
-  credentials.protocol = "mqtt";
-  credentials.peer = sluice_connection_get_peer (conn->connection);
-  credentials.username = connect->username;
-  credentials.password = password;
-  credentials.client_id = conn->client_id;
-  if (mqtt_iothub_is_device_login (connect->username, conn->client_id))
+  if (connect->username == NULL && password == NULL
+      && sluice_connection_get_peer_certs (conn->connection) == NULL)
     {
-      /* The token must cover this hub's device, whatever host the username
-       * names. */
-      conn->device_id = g_strdup (conn->client_id);
-      resource = g_strdup_printf ("%s/devices/%s", sluice_host_get_hostname (transport->host),
-                                  conn->device_id);
-      credentials.resource = resource;
+      if (!transport->options->allow_anonymous)
+        {
+          conn_refuse_connect (conn, MQTT_V3_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                               "no credentials, and anonymous access is off "
+                               "(allow-anonymous)");
+          return;
+        }
+      conn->principal = NULL;
     }
-  conn->principal = sluice_host_authenticate (transport->host, &credentials, &error);
-  if (conn->principal == NULL)
+  else
     {
-      gboolean forbidden = g_error_matches (error, SLUICE_ERROR, SLUICE_ERROR_FORBIDDEN);
+      conn->principal = conn_authenticate (conn, connect->username, password, &error);
+      if (conn->principal == NULL)
+        {
+          gboolean forbidden = g_error_matches (error, SLUICE_ERROR, SLUICE_ERROR_FORBIDDEN);
 
-      conn_refuse_connect (conn,
-                           forbidden ? MQTT_V3_CONNACK_NOT_AUTHORIZED
-                                     : MQTT_V3_CONNACK_BAD_USERNAME_OR_PASSWORD,
-                           forbidden ? MQTT_RC_NOT_AUTHORIZED : MQTT_RC_BAD_USERNAME_OR_PASSWORD,
-                           error != NULL ? error->message : "not authenticated");
-      return;
-    }
-  if (conn->device_id != NULL
-      && (sluice_principal_get_kind (conn->principal) != SLUICE_PRINCIPAL_DEVICE
-          || g_strcmp0 (sluice_principal_get_name (conn->principal), conn->device_id) != 0))
-    {
-      /* A policy token under a device's client id: the device topics would
-       * then be used by someone who is not that device. */
-      conn_refuse_connect (conn, MQTT_V3_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
-                           "the credentials are not those of the device the client id names");
-      return;
+          conn_refuse_connect (conn,
+                               forbidden ? MQTT_V3_CONNACK_NOT_AUTHORIZED
+                                         : MQTT_V3_CONNACK_BAD_USERNAME_OR_PASSWORD,
+                               forbidden ? MQTT_RC_NOT_AUTHORIZED
+                                         : MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+                               error != NULL ? error->message : "not authenticated");
+          return;
+        }
+      if (conn->device_id != NULL
+          && (sluice_principal_get_kind (conn->principal) != SLUICE_PRINCIPAL_DEVICE
+              || g_strcmp0 (sluice_principal_get_name (conn->principal), conn->device_id) != 0))
+        {
+          /* A policy token under a device's client id: the device topics
+           * would then be used by someone who is not that device. */
+          conn_refuse_connect (conn, MQTT_V3_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                               "the credentials are not those of the device the client id "
+                               "names");
+          return;
+        }
+      if (sluice_principal_get_kind (conn->principal) == SLUICE_PRINCIPAL_DEVICE
+          && conn->device_id == NULL)
+        conn->device_id = g_strdup (sluice_principal_get_name (conn->principal));
     }
   conn->auth_method = g_strdup_printf ("{\"scope\":\"%s\",\"type\":\"%s\",\"issuer\":\"iothub\"}",
-                                       sluice_principal_get_kind (conn->principal)
-                                         == SLUICE_PRINCIPAL_DEVICE ? "device" : "hub",
-                                       sluice_principal_get_auth_method (conn->principal));
+                                       conn->principal != NULL
+                                         && sluice_principal_get_kind (conn->principal)
+                                              == SLUICE_PRINCIPAL_DEVICE ? "device" : "hub",
+                                       conn->principal != NULL
+                                         ? sluice_principal_get_auth_method (conn->principal)
+                                         : "anonymous");
+
+  if (connect->will)
+    {
+      if (!mqtt_pubsub_may_publish (conn, connect->will_topic))
+        {
+          g_autofree char *why = g_strdup_printf ("not authorized to publish the will to '%s'",
+                                                  connect->will_topic);
+          conn_refuse_connect (conn, MQTT_V3_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                               why);
+          return;
+        }
+      conn->will = mqtt_pubsub_message_from (connect->will_topic, connect->will_payload,
+                                             connect->will_qos, connect->will_retain,
+                                             &connect->will_props, conn->client_id);
+      conn->will_delay = mqtt_props_has (&connect->will_props, MQTT_PROP_WILL_DELAY)
+                           ? connect->will_props.will_delay : 0;
+    }
 
   /* A v5 client is told the keepalive we enforce when we change it; a
    * 3.1.1 client cannot be told, so one that asks for none or for more than
@@ -446,77 +576,160 @@ conn_handle_connect (MqttConn *conn, MqttPacket *packet)
       if (conn->version == MQTT_VERSION_5)
         mqtt_props_set_int (&props, MQTT_PROP_SERVER_KEEPALIVE, keepalive_max);
     }
+
+  /* What the client allows us. */
+  conn->client_receive_maximum = 65535;
   if (conn->version == MQTT_VERSION_5)
     {
-      mqtt_props_set_int (&props, MQTT_PROP_MAXIMUM_QOS, 1);
-      mqtt_props_set_int (&props, MQTT_PROP_RECEIVE_MAXIMUM, MQTT_MAX_INFLIGHT);
-      mqtt_props_set_int (&props, MQTT_PROP_RETAIN_AVAILABLE, 0);
-      mqtt_props_set_int (&props, MQTT_PROP_MAXIMUM_PACKET_SIZE,
-                          (guint32) MIN (transport->options->max_packet, MQTT_MAX_PACKET_SIZE));
-      mqtt_props_set_int (&props, MQTT_PROP_SHARED_SUB_AVAILABLE, 0);
-      mqtt_props_set_int (&props, MQTT_PROP_SUBSCRIPTION_ID_AVAILABLE, 0);
-      mqtt_props_set_int (&props, MQTT_PROP_WILDCARD_SUB_AVAILABLE, 0);
-      if (assigned)
-        mqtt_props_set_string (&props, MQTT_PROP_ASSIGNED_CLIENT_ID, conn->client_id);
-      /* No session is kept (see the top of this file): say so. */
-      if (mqtt_props_has (&packet->props, MQTT_PROP_SESSION_EXPIRY))
-        mqtt_props_set_int (&props, MQTT_PROP_SESSION_EXPIRY, 0);
+      if (mqtt_props_has (&packet->props, MQTT_PROP_RECEIVE_MAXIMUM))
+        conn->client_receive_maximum = packet->props.receive_maximum;
+      if (mqtt_props_has (&packet->props, MQTT_PROP_MAXIMUM_PACKET_SIZE))
+        conn->client_max_packet = packet->props.maximum_packet_size;
+      if (mqtt_props_has (&packet->props, MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
+        conn->client_alias_max = packet->props.topic_alias_maximum;
     }
 
-  conn->watch_id = sluice_host_watch_principal (transport->host, conn->principal,
-                                                conn_revoked, conn);
-  conn_send_connack (conn, MQTT_RC_SUCCESS, &props);
+  /* The session. */
+  conn->session_expiry = conn_session_expiry (conn, packet);
+  conn->session = mqtt_broker_attach (transport->broker, conn->client_id, connect->clean_start,
+                                      conn->session_expiry, conn->handle, &present,
+                                      &ended_epoch);
+  if (ended_epoch != 0)
+    mqtt_persist_delete_session (transport, conn->client_id, ended_epoch);
+  if (conn->session_expiry > 0)
+    mqtt_persist_save_session (transport, conn->session, conn->session_expiry, NULL, NULL);
+
+  if (conn->version == MQTT_VERSION_5)
+    {
+      mqtt_props_set_int (&props, MQTT_PROP_RECEIVE_MAXIMUM, conn->receive_maximum);
+      mqtt_props_set_int (&props, MQTT_PROP_MAXIMUM_PACKET_SIZE,
+                          (guint32) MIN (transport->options->max_packet, MQTT_MAX_PACKET_SIZE));
+      if (conn->in_alias_max > 0)
+        mqtt_props_set_int (&props, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, conn->in_alias_max);
+      if (assigned)
+        mqtt_props_set_string (&props, MQTT_PROP_ASSIGNED_CLIENT_ID, conn->client_id);
+      if (conn->session_expiry_set
+          && conn->session_expiry != packet->props.session_expiry)
+        mqtt_props_set_int (&props, MQTT_PROP_SESSION_EXPIRY, conn->session_expiry);
+      if (packet->props.request_response_info != 0
+          && mqtt_props_has (&packet->props, MQTT_PROP_REQUEST_RESPONSE_INFO))
+        {
+          /* A topic prefix this client may publish responses under. */
+          g_autofree char *info = g_strdup_printf ("responses/%s", conn->client_id);
+          mqtt_props_set_string (&props, MQTT_PROP_RESPONSE_INFO, info);
+        }
+      if (conn->sas_auth_method != NULL)
+        mqtt_props_set_string (&props, MQTT_PROP_AUTH_METHOD, conn->sas_auth_method);
+    }
+
+  if (conn->principal != NULL)
+    conn->watch_id = sluice_host_watch_principal (transport->host, conn->principal,
+                                                  conn_revoked, conn);
+  conn_send_connack (conn, MQTT_RC_SUCCESS, present, &props);
   conn->connected = TRUE;
   conn_start_keepalive (conn);
   sluice_info (transport->instance_name, "connection %" G_GUINT64_FORMAT
-               " (%s): client '%s' connected as %s (MQTT %s, keepalive %u s)",
+               " (%s): client '%s' connected as %s (MQTT %s, keepalive %u s, session %s)",
                mqtt_conn_get_id (conn), sluice_connection_get_peer (conn->connection),
-               conn->client_id, sluice_principal_get_id (conn->principal),
-               conn->version == MQTT_VERSION_5 ? "5" : "3.1.1", conn->keepalive);
+               conn->client_id,
+               conn->principal != NULL ? sluice_principal_get_id (conn->principal) : "anonymous",
+               conn->version == MQTT_VERSION_5 ? "5" : "3.1.1", conn->keepalive,
+               present ? "resumed" : conn->session_expiry > 0 ? "new, persistent" : "clean");
+  if (present)
+    mqtt_pubsub_resend_inflight (conn);
+  mqtt_pubsub_pump (conn);
 }
 
-/* --- SUBSCRIBE, UNSUBSCRIBE --- */
+/* --- AUTH: v5 re-authentication with a fresh SAS token --- */
 
 static void
-conn_handle_subscribe (MqttConn *conn, const MqttPacket *packet)
+conn_handle_auth (MqttConn *conn, const MqttPacket *packet)
 {
-  g_autoptr (MqttPacket) suback = mqtt_packet_new (MQTT_SUBACK);
-  const char *reason_string = NULL;
+  MqttTransport *transport = conn->transport;
+  g_autofree char *token = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *device_before = g_strdup (conn->device_id);
+  SluicePrincipal *principal;
 
-  suback->packet_id = packet->packet_id;
-  for (guint i = 0; i < packet->subscribe.subscriptions->len; i++)
+  if (conn->sas_auth_method == NULL)
     {
-      const MqttSubscription *sub = &g_array_index (packet->subscribe.subscriptions,
-                                                    MqttSubscription, i);
-      const char *why = NULL;
-      guint8 reason = mqtt_iothub_subscribe_reason (conn, sub, &why);
-
-      /* 3.1.1 has one failure code. */
-      if (conn->version != MQTT_VERSION_5 && reason >= 0x80)
-        reason = 0x80;
-      g_byte_array_append (suback->suback.reasons, &reason, 1);
-      if (why != NULL && reason_string == NULL)
-        reason_string = why;
+      mqtt_conn_fail (conn, MQTT_RC_PROTOCOL_ERROR,
+                      "AUTH without an authentication method in CONNECT");
+      return;
     }
-  if (conn->version == MQTT_VERSION_5 && reason_string != NULL)
-    mqtt_props_set_string (&suback->props, MQTT_PROP_REASON_STRING, reason_string);
-  conn_send_packet (conn, suback);
+  if (packet->reason != MQTT_RC_REAUTHENTICATE
+      || g_strcmp0 (packet->props.auth_method, conn->sas_auth_method) != 0)
+    {
+      mqtt_conn_fail (conn, MQTT_RC_PROTOCOL_ERROR,
+                      "AUTH must be re-authentication (0x19) with method SAS");
+      return;
+    }
+  token = bytes_to_string (packet->props.auth_data);
+  principal = token != NULL ? conn_authenticate (conn, NULL, token, &error) : NULL;
+  if (principal == NULL
+      || g_strcmp0 (device_before, conn->device_id) != 0
+      || (conn->principal != NULL
+          && g_strcmp0 (sluice_principal_get_id (principal),
+                        sluice_principal_get_id (conn->principal)) != 0))
+    {
+      g_autofree char *why = g_strdup_printf ("re-authentication failed: %s",
+                                              error != NULL ? error->message
+                                              : "the new credentials name another identity");
+      g_clear_pointer (&principal, sluice_principal_unref);
+      g_free (conn->device_id);
+      conn->device_id = g_steal_pointer (&device_before);
+      mqtt_conn_fail (conn, MQTT_RC_NOT_AUTHORIZED, why);
+      return;
+    }
+  if (conn->watch_id != 0)
+    sluice_host_unwatch_principal (transport->host, conn->watch_id);
+  g_clear_pointer (&conn->principal, sluice_principal_unref);
+  conn->principal = principal;
+  conn->watch_id = sluice_host_watch_principal (transport->host, conn->principal,
+                                                conn_revoked, conn);
+  {
+    g_autoptr (MqttPacket) reply = mqtt_packet_new (MQTT_AUTH);
+
+    reply->reason = MQTT_RC_SUCCESS;
+    mqtt_props_set_string (&reply->props, MQTT_PROP_AUTH_METHOD, conn->sas_auth_method);
+    mqtt_conn_send_packet (conn, reply);
+  }
+  sluice_info (transport->instance_name, "connection %" G_GUINT64_FORMAT
+               ": client '%s' re-authenticated (credentials valid until %" G_GINT64_FORMAT ")",
+               mqtt_conn_get_id (conn), conn->client_id,
+               sluice_principal_get_expires_at (conn->principal));
 }
 
-static void
-conn_handle_unsubscribe (MqttConn *conn, const MqttPacket *packet)
-{
-  g_autoptr (MqttPacket) unsuback = mqtt_packet_new (MQTT_UNSUBACK);
+/* --- DISCONNECT --- */
 
-  unsuback->packet_id = packet->packet_id;
-  if (conn->version == MQTT_VERSION_5)
-    for (guint i = 0; i < packet->unsubscribe.filters->len; i++)
-      {
-        /* No SUBSCRIBE has succeeded yet, so none existed. */
-        guint8 reason = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
-        g_byte_array_append (unsuback->unsuback.reasons, &reason, 1);
-      }
-  conn_send_packet (conn, unsuback);
+static void
+conn_handle_disconnect (MqttConn *conn, const MqttPacket *packet)
+{
+  sluice_debug (conn->transport->instance_name, "connection %" G_GUINT64_FORMAT
+                ": client '%s' disconnected (reason 0x%02x)", mqtt_conn_get_id (conn),
+                conn->client_id, packet->reason);
+  if (conn->version == MQTT_VERSION_5
+      && mqtt_props_has (&packet->props, MQTT_PROP_SESSION_EXPIRY))
+    {
+      if (conn->session_expiry == 0 && packet->props.session_expiry != 0)
+        {
+          /* MQTT-3.14.2-2 */
+          mqtt_conn_fail (conn, MQTT_RC_PROTOCOL_ERROR,
+                          "DISCONNECT sets a session expiry after CONNECT set none");
+          return;
+        }
+      conn->session_expiry = MIN (packet->props.session_expiry,
+                                  (guint32) MIN (conn->transport->options->max_session_expiry,
+                                                 G_MAXUINT32));
+      if (conn->session_expiry > 0 && conn->session != NULL)
+        mqtt_persist_save_session (conn->transport, conn->session, conn->session_expiry,
+                                   NULL, NULL);
+    }
+  /* MQTT-3.14.4-3: a normal DISCONNECT discards the will; 0x04 keeps it. */
+  if (!(conn->version == MQTT_VERSION_5 && packet->reason == MQTT_RC_DISCONNECT_WITH_WILL))
+    g_clear_pointer (&conn->will, mqtt_message_unref);
+  conn->disconnected = TRUE;
+  conn_close (conn);
 }
 
 /* --- packets --- */
@@ -532,40 +745,35 @@ conn_handle_packet (MqttConn *conn, MqttPacket *packet)
       conn_handle_connect (conn, packet);
       break;
     case MQTT_PUBLISH:
-      mqtt_iothub_handle_publish (conn, packet);
+      mqtt_pubsub_handle_publish (conn, packet);
       break;
     case MQTT_PUBACK:
+      mqtt_pubsub_handle_puback (conn, packet);
+      break;
     case MQTT_PUBREC:
-    case MQTT_PUBCOMP:
-      /* Nothing is sent to clients with QoS > 0 yet. */
-      mqtt_conn_fail (conn, MQTT_RC_PROTOCOL_ERROR,
-                      "acknowledgement for a message that was never sent");
+      mqtt_pubsub_handle_pubrec (conn, packet);
       break;
     case MQTT_PUBREL:
-      /* QoS 2 PUBLISHes are refused with PUBREC 0x9B, so there is nothing
-       * to release. */
-      mqtt_encode_ack (out, conn->version, MQTT_PUBCOMP, packet->packet_id,
-                       conn->version == MQTT_VERSION_5 ? MQTT_RC_PACKET_ID_NOT_FOUND : 0);
-      conn_write (conn, out);
+      mqtt_pubsub_handle_pubrel (conn, packet);
+      break;
+    case MQTT_PUBCOMP:
+      mqtt_pubsub_handle_pubcomp (conn, packet);
       break;
     case MQTT_SUBSCRIBE:
-      conn_handle_subscribe (conn, packet);
+      mqtt_pubsub_handle_subscribe (conn, packet);
       break;
     case MQTT_UNSUBSCRIBE:
-      conn_handle_unsubscribe (conn, packet);
+      mqtt_pubsub_handle_unsubscribe (conn, packet);
       break;
     case MQTT_PINGREQ:
       mqtt_encode_pingresp (out);
-      conn_write (conn, out);
+      mqtt_conn_write (conn, out);
       break;
     case MQTT_DISCONNECT:
-      sluice_debug (conn->transport->instance_name, "connection %" G_GUINT64_FORMAT
-                    ": client '%s' disconnected", mqtt_conn_get_id (conn), conn->client_id);
-      conn_close (conn);
+      conn_handle_disconnect (conn, packet);
       break;
     case MQTT_AUTH:
-      mqtt_conn_fail (conn, MQTT_RC_PROTOCOL_ERROR,
-                      "AUTH without an authentication method in CONNECT");
+      conn_handle_auth (conn, packet);
       break;
     default:
       mqtt_conn_fail (conn, MQTT_RC_PROTOCOL_ERROR, "unexpected packet");
@@ -583,8 +791,13 @@ mqtt_conn_open (MqttTransport *transport, SluiceConnection *connection)
   conn->ref_count = 1;
   conn->transport = transport;
   conn->connection = connection;
+  conn->handle = mqtt_conn_handle_new (sluice_connection_get_context (connection), conn);
   conn->decoder = mqtt_decoder_new (MQTT_ROLE_SERVER, transport->options->max_packet);
   conn->last_packet = g_get_monotonic_time ();
+  conn->receive_maximum = (guint) MIN (transport->options->receive_maximum, MQTT_MAX_INFLIGHT);
+  conn->in_alias_max = (guint16) transport->options->topic_alias_maximum;
+  conn->in_aliases = g_new0 (char *, conn->in_alias_max + 1);
+  conn->kv_deletes = g_ptr_array_new_with_free_func (g_free);
   g_queue_init (&conn->acks);
   /* One whole packet plus one read: the decoder refuses a larger packet as
    * soon as its fixed header is there. */
@@ -599,7 +812,7 @@ mqtt_conn_input (MqttConn *conn, const guint8 *data, gsize len)
   gsize pos = 0;
   gsize result;
 
-  conn_ref (conn);
+  mqtt_conn_ref (conn);
   while (!conn->closing && conn->connection != NULL && pos < len)
     {
       g_autoptr (MqttPacket) packet = NULL;
@@ -613,6 +826,8 @@ mqtt_conn_input (MqttConn *conn, const guint8 *data, gsize len)
           sluice_connection_pause (conn->connection);
           break;
         }
+      if (conn->blocked)
+        break;
       status = mqtt_decoder_decode (conn->decoder, data + pos, len - pos, &consumed,
                                     &packet, &error);
       if (status == MQTT_DECODE_NEED_MORE)
@@ -629,18 +844,30 @@ mqtt_conn_input (MqttConn *conn, const guint8 *data, gsize len)
                        mqtt_conn_get_id (conn), sluice_connection_get_peer (conn->connection),
                        error->message);
           sluice_counter_add (conn->transport->malformed, 1);
-          conn_write (conn, out);
+          mqtt_conn_write (conn, out);
           conn_close (conn);
           break;
         }
       pos += consumed;
+      sluice_counter_add (conn->transport->bytes_in, consumed);
       conn->last_packet = g_get_monotonic_time ();
       conn_handle_packet (conn, packet);
     }
+  mqtt_pubsub_flush_kv (conn);
   /* After a fatal answer the rest is not looked at. */
   result = conn->closing ? len : pos;
-  conn_unref (conn);
+  mqtt_conn_unref (conn);
   return result;
+}
+
+void
+mqtt_conn_drained (MqttConn *conn)
+{
+  mqtt_conn_ref (conn);
+  conn->congested = FALSE;
+  mqtt_pubsub_pump (conn);
+  mqtt_pubsub_flush_kv (conn);
+  mqtt_conn_unref (conn);
 }
 
 void
@@ -651,6 +878,7 @@ mqtt_conn_closed (MqttConn *conn)
   sluice_counter_add (transport->connections, -1);
   conn->connection = NULL;
   conn->closing = TRUE;
+  conn->handle->conn = NULL;
   if (conn->watch_id != 0)
     sluice_host_unwatch_principal (transport->host, conn->watch_id);
   conn->watch_id = 0;
@@ -659,7 +887,20 @@ mqtt_conn_closed (MqttConn *conn)
       g_source_destroy (conn->keepalive_source);
       g_clear_pointer (&conn->keepalive_source, g_source_unref);
     }
+  if (conn->will != NULL)
+    mqtt_pubsub_send_will (conn);
+  if (conn->session != NULL)
+    {
+      guint64 epoch = mqtt_session_get_epoch (conn->session);
+
+      if (mqtt_broker_detach (transport->broker, conn->session, conn->handle,
+                              conn->session_expiry)
+          && mqtt_session_is_persistent (conn->session))
+        mqtt_persist_delete_session (transport, conn->client_id, epoch);
+    }
+  mqtt_pubsub_flush_kv (conn);
+  g_clear_pointer (&conn->handle, mqtt_conn_handle_unref);
   /* Acks still in flight hold their own refs and are dropped as their
    * appends complete. */
-  conn_unref (conn);
+  mqtt_conn_unref (conn);
 }

@@ -216,13 +216,15 @@ refuse_publish (MqttConn *conn, const MqttPacket *packet, guint8 reason, const c
   MqttTransport *transport = mqtt_conn_get_transport (conn);
 
   sluice_counter_add (transport->refused, 1);
-  if (mqtt_conn_get_version (conn) == MQTT_VERSION_5 && packet->publish.qos == 1)
+  if (mqtt_conn_get_version (conn) == MQTT_VERSION_5 && packet->publish.qos > 0)
     {
       sluice_info (transport->instance_name, "connection %" G_GUINT64_FORMAT
                    ": PUBLISH to '%s' refused: %s", mqtt_conn_get_id (conn),
                    packet->publish.topic, why);
-      mqtt_pending_ack_complete (mqtt_conn_queue_ack (conn, MQTT_PUBACK, packet->packet_id), reason, why,
-                                 FALSE);
+      mqtt_pending_ack_complete (mqtt_conn_queue_ack (conn, packet->publish.qos == 2
+                                                              ? MQTT_PUBREC : MQTT_PUBACK,
+                                                      packet->packet_id),
+                                 reason, why, FALSE);
       return;
     }
   {
@@ -233,7 +235,7 @@ refuse_publish (MqttConn *conn, const MqttPacket *packet, guint8 reason, const c
 }
 
 void
-mqtt_iothub_handle_publish (MqttConn *conn, const MqttPacket *packet)
+mqtt_iothub_handle_publish (MqttConn *conn, const MqttPacket *packet, const char *topic)
 {
   MqttTransport *transport = mqtt_conn_get_transport (conn);
   const MqttPublish *pub = &packet->publish;
@@ -243,34 +245,15 @@ mqtt_iothub_handle_publish (MqttConn *conn, const MqttPacket *packet)
   const char *bag = NULL;
   PublishCtx *ctx;
 
-  if (pub->qos == 2)
+  if (!mqtt_iothub_parse_events_topic (topic, &device_id, &bag))
     {
-      /* CONNACK says Maximum QoS 1 to v5 clients; QoS 2 comes later. */
-      sluice_counter_add (transport->refused, 1);
-      if (mqtt_conn_get_version (conn) == MQTT_VERSION_5)
-        {
-          sluice_info (transport->instance_name, "connection %" G_GUINT64_FORMAT
-                       ": QoS 2 PUBLISH to '%s' refused: QoS 2 is not supported yet",
-                       mqtt_conn_get_id (conn), pub->topic);
-          mqtt_pending_ack_complete (mqtt_conn_queue_ack (conn, MQTT_PUBREC,
-                                                          packet->packet_id),
-                                     MQTT_RC_QOS_NOT_SUPPORTED, "QoS not supported", FALSE);
-          return;
-        }
-      mqtt_conn_fail (conn, MQTT_RC_QOS_NOT_SUPPORTED, "QoS 2 PUBLISH: not supported yet");
-      return;
-    }
-  if (mqtt_props_has (&packet->props, MQTT_PROP_TOPIC_ALIAS))
-    {
-      /* CONNACK announced no Topic Alias Maximum, i.e. 0. */
-      mqtt_conn_fail (conn, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias over the maximum (0)");
-      return;
-    }
-  if (!mqtt_iothub_parse_events_topic (pub->topic, &device_id, &bag))
-    {
-      refuse_publish (conn, packet, MQTT_RC_TOPIC_NAME_INVALID,
-                      "only IoT Hub telemetry topics (devices/{id}/messages/events/) "
-                      "are implemented yet");
+      const char *why = g_str_has_prefix (topic, "$iothub/twin/")
+                          ? "device twins are not implemented yet"
+                        : g_str_has_prefix (topic, "$iothub/methods/")
+                          ? "direct methods are not implemented yet"
+                          : "not an IoT Hub device topic (telemetry goes to "
+                            "devices/{id}/messages/events/)";
+      refuse_publish (conn, packet, MQTT_RC_TOPIC_NAME_INVALID, why);
       return;
     }
   if (!sluice_host_authorize (transport->host, mqtt_conn_get_principal (conn),
@@ -319,7 +302,7 @@ mqtt_iothub_handle_publish (MqttConn *conn, const MqttPacket *packet)
   }
   set_header (headers, "iothub-connection-device-id", device_id);
   set_header (headers, "iothub-connection-auth-method", mqtt_conn_get_auth_method (conn));
-  set_header (headers, "mqtt-topic", pub->topic);
+  set_header (headers, "mqtt-topic", topic);
   g_ptr_array_add (headers, NULL);
 
   sluice_counter_add (transport->messages_in[pub->qos], 1);
@@ -327,8 +310,9 @@ mqtt_iothub_handle_publish (MqttConn *conn, const MqttPacket *packet)
   ctx->transport = transport;
   ctx->conn_id = mqtt_conn_get_id (conn);
   ctx->device_id = g_strdup (device_id);
-  if (pub->qos == 1)
-    ctx->ack = mqtt_conn_queue_ack (conn, MQTT_PUBACK, packet->packet_id);
+  if (pub->qos > 0)
+    ctx->ack = mqtt_conn_queue_ack (conn, pub->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK,
+                                    packet->packet_id);
   sluice_host_publish (transport->host, mqtt_conn_get_principal (conn), EVENTS_STREAM, -1,
                        device_id, (const char *const *) headers->pdata, pub->payload,
                        publish_done, ctx);
@@ -336,31 +320,29 @@ mqtt_iothub_handle_publish (MqttConn *conn, const MqttPacket *packet)
 
 /* --- SUBSCRIBE --- */
 
+gboolean
+mqtt_iothub_is_service_topic (const char *filter)
+{
+  return (g_str_has_prefix (filter, "devices/")
+          && strstr (filter, "/messages/devicebound") != NULL)
+         || g_str_has_prefix (filter, "$iothub/");
+}
+
 guint8
 mqtt_iothub_subscribe_reason (MqttConn *conn, const MqttSubscription *sub,
                               const char **reason_string)
 {
   MqttTransport *transport = mqtt_conn_get_transport (conn);
   const char *filter = sub->filter;
-  guint8 reason = MQTT_RC_IMPLEMENTATION_SPECIFIC;
 
-  if (!mqtt_topic_filter_parse (filter, strlen (filter), NULL, NULL, NULL))
-    {
-      *reason_string = "topic filter not valid";
-      reason = MQTT_RC_TOPIC_FILTER_INVALID;
-    }
-  else if (g_str_has_prefix (filter, "devices/") && strstr (filter, "/messages/devicebound") != NULL)
+  if (g_str_has_prefix (filter, "devices/") && strstr (filter, "/messages/devicebound") != NULL)
     *reason_string = "cloud-to-device messages are not implemented yet";
   else if (g_str_has_prefix (filter, "$iothub/twin/"))
     *reason_string = "device twins are not implemented yet";
   else if (g_str_has_prefix (filter, "$iothub/methods/"))
     *reason_string = "direct methods are not implemented yet";
   else
-    *reason_string = "plain MQTT subscriptions are not implemented yet";
-
+    *reason_string = "not an IoT Hub topic a device subscribes to";
   sluice_counter_add (transport->refused, 1);
-  sluice_info (transport->instance_name, "connection %" G_GUINT64_FORMAT
-               ": SUBSCRIBE to '%s' refused: %s", mqtt_conn_get_id (conn), filter,
-               *reason_string);
-  return reason;
+  return MQTT_RC_IMPLEMENTATION_SPECIFIC;
 }

@@ -7,23 +7,52 @@
 #include <sluice/sluice.h>
 
 #include "mqtt-codec.h"
+#include "mqtt-broker.h"
 
 G_BEGIN_DECLS
 
 typedef struct {
   guint64 max_packet;            /* largest whole packet accepted */
   gint64 keepalive_max;          /* seconds */
+  gboolean allow_anonymous;      /* CONNECT without credentials */
+  gint64 max_queued;             /* per session, before back-pressure */
+  gint64 receive_maximum;        /* QoS 1 / 2 PUBLISHes in flight from a client */
+  gint64 topic_alias_maximum;    /* aliases a client may set */
+  gint64 max_session_expiry;     /* seconds; caps what clients ask */
+  gint64 max_topic_levels;
 } MqttOptions;
+
+typedef struct _MqttMap MqttMap;
+typedef struct _MqttAcl MqttAcl;
 
 typedef struct {
   SluiceHost *host;
   char *instance_name;
   const MqttOptions *options;    /* owned by the core until destroy */
+  MqttBroker *broker;
+  MqttMap *map;                  /* [mqtt-map.*] */
+  MqttAcl *acl;                  /* [mqtt-acl.*] */
+  /* Appends to mapped streams are the operator's decision (the config
+   * maps the topic; the ACL let the client publish it), made with this
+   * principal. */
+  SluicePrincipal *map_principal;
+  GSource *expiry_source;        /* session expiry, on the main context */
   SluiceCounter *connections;    /* gauge */
   SluiceCounter *connects_refused;
-  SluiceCounter *messages_in[2]; /* by QoS */
+  SluiceCounter *messages_in[3]; /* by QoS */
+  SluiceCounter *messages_out[3];
+  SluiceCounter *bytes_in;
+  SluiceCounter *bytes_out;
   SluiceCounter *refused;        /* publishes / subscriptions refused */
   SluiceCounter *malformed;
+  SluiceCounter *dropped_qos0_offline;
+  SluiceCounter *dropped_qos0_congested;
+  SluiceCounter *dropped_expired;
+  SluiceCounter *dropped_session_expired;
+  SluiceCounter *dropped_too_large;
+  SluiceCounter *backpressure;
+  SluiceCounter *sessions;       /* gauge */
+  SluiceCounter *retained;       /* gauge */
 } MqttTransport;
 
 typedef struct _MqttConn MqttConn;
@@ -31,7 +60,10 @@ typedef struct _MqttConn MqttConn;
 /* mqtt-connection.c: the connection slots of the vtable. */
 gpointer mqtt_conn_open (MqttTransport *transport, SluiceConnection *connection);
 gsize mqtt_conn_input (MqttConn *conn, const guint8 *data, gsize len);
+void mqtt_conn_drained (MqttConn *conn);
 void mqtt_conn_closed (MqttConn *conn);
+/* The broker with the connection callbacks wired in. */
+MqttBroker *mqtt_transport_broker_new (MqttTransport *transport);
 
 /* What mqtt-iothub.c needs of a connection. */
 MqttVersion mqtt_conn_get_version (MqttConn *conn);
@@ -59,7 +91,11 @@ void mqtt_pending_ack_complete (MqttPendingAck *ack, guint8 reason,
 
 /* mqtt-iothub.c */
 /* Handle a PUBLISH on an accepted connection. */
-void mqtt_iothub_handle_publish (MqttConn *conn, const MqttPacket *packet);
+void mqtt_iothub_handle_publish (MqttConn *conn, const MqttPacket *packet,
+                                 const char *topic);
+/* C2D, twin and method topics a device subscribes to (answered with a
+ * clear refusal until the device services exist). */
+gboolean mqtt_iothub_is_service_topic (const char *filter);
 /* The SUBACK reason for one filter (a failure in this slice) and, for v5,
  * its reason string (static). Logs the refusal. */
 guint8 mqtt_iothub_subscribe_reason (MqttConn *conn, const MqttSubscription *sub,
