@@ -32,7 +32,6 @@ import itertools
 import json
 import os
 import resource
-import shutil
 import signal
 import socket
 import subprocess
@@ -85,18 +84,24 @@ def wait_port(port, timeout=10.0):
 
 
 def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    """utime + stime of a process, in seconds; None once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
     # fields[0] is the state (field 3); utime and stime are fields 14 and 15.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def memory_kb(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return 0
 
 
@@ -323,11 +328,14 @@ class Runner:
         cpu0 = cpu_seconds(broker.pid)
         r = self.run(broker, base + self.load_args(scenario, pubs, subs, self.args.seconds),
                      env, self.args.seconds + 180)
-        r["cpu"] = cpu_seconds(broker.pid) - cpu0
+        cpu1 = cpu_seconds(broker.pid)
+        if cpu1 is None:
+            r["error"] = (r.get("error", "") + " the broker exited during the run").strip()
+        r["cpu"] = cpu1 - cpu0 if cpu1 is not None else None
         r["rss_kb"] = memory_kb(broker.pid, "VmHWM")
         r["publish_only"] = subs == 0
         delivered = r.get("published", 0) if subs == 0 else r.get("received", 0)
-        r["per_cpu_s"] = delivered / r["cpu"] if r["cpu"] > 0 else None
+        r["per_cpu_s"] = delivered / r["cpu"] if r["cpu"] else None
         self.commands.setdefault((broker.name, name), r["cmd"])
         return r
 
@@ -471,10 +479,11 @@ def main():
                 r.update(run=run, scenario=name, broker=bname, code=code)
                 rows.append(r)
                 note("%-12s %-10s pub %9.0f/s  recv %9.0f/s  lost %d  p50 %s ms  p99 %s ms  "
-                     "cpu %.1f s  hwm %d MB%s" % (
+                     "cpu %.1f s (generator %.1f s)  hwm %d MB%s" % (
                          name, bname, r.get("published_per_s", 0), r.get("received_per_s", 0),
                          r.get("lost", 0), fmt(r.get("p50_ms"), "%.2f"),
-                         fmt(r.get("p99_ms"), "%.2f"), r["cpu"], r["rss_kb"] // 1024,
+                         fmt(r.get("p99_ms"), "%.2f"), r["cpu"] or 0, r.get("load_cpu_seconds", 0),
+                         r["rss_kb"] // 1024,
                          "  ERROR " + r["error"] if r.get("error") else ""))
         if "idle" in scenarios:
             for bname in brokers:
@@ -507,8 +516,8 @@ def report(rows, runner, args, brokers, scenarios, mode):
           % (args.runs, args.seconds, args.warmup, PAYLOAD, os.cpu_count()))
     print()
     print("| scenario | broker | published/s | received/s | lost | p50 (ms) | p99 (ms) "
-          "| broker CPU (s) | msgs / CPU-s | peak RSS (MB) | x mosquitto |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| broker CPU (s) | msgs / CPU-s | peak RSS (MB) | generator CPU (s) | x mosquitto |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     verdicts = []
     for scenario in SCENARIOS:
         name, target = scenario[0], scenario[5]
@@ -529,7 +538,7 @@ def report(rows, runner, args, brokers, scenarios, mode):
                 label += " (stream, batch)"
             lost = max(r.get("lost", 0) for r in rs)
             errors = [r["error"] for r in rs if r.get("error")]
-            print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 label, bname, fmt(median(r.get("published_per_s") for r in rs)),
                 "-" if rs[0].get("publish_only") else fmt(median(r.get("received_per_s")
                                                                   for r in rs)),
@@ -539,6 +548,7 @@ def report(rows, runner, args, brokers, scenarios, mode):
                 fmt(median(r["cpu"] for r in rs), "%.1f"),
                 fmt(median(r.get("per_cpu_s") for r in rs)),
                 fmt(median(r["rss_kb"] / 1024 for r in rs), "%.1f"),
+                fmt(median(r.get("load_cpu_seconds") for r in rs), "%.1f"),
                 fmt(ratio, "%.2f") if bname != "mosquitto" else "1.00"))
             if errors:
                 verdicts.append("warning: %s %s: %s" % (name, bname, "; ".join(errors)))
@@ -558,7 +568,7 @@ def report(rows, runner, args, brokers, scenarios, mode):
             if not rs:
                 continue
             per = median(r["per_conn"] for r in rs)
-            print("| idle %d connections | %s | - | - | - | - | - | - | - | %s | %s B/conn |" % (
+            print("| idle %d connections | %s | - | - | - | - | - | - | - | %s | - | %s B/conn |" % (
                 IDLE, bname, fmt(median(r["rss_kb"] / 1024 for r in rs), "%.1f"), fmt(per)))
             bad = [r for r in rs if r["connected"] != IDLE or r.get("closed") or r.get("error")]
             for r in bad:

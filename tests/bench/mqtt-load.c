@@ -1,17 +1,19 @@
 /* mqtt-load: an MQTT load generator on libmosquitto for `make bench-mqtt`.
  *
- * Load mode: P publishers and S subscribers, one thread and one libmosquitto
- * client each, all in this process. Publishers send `--size`-byte payloads
- * carrying a CLOCK_MONOTONIC timestamp, their index and a sequence number,
- * as fast as the broker takes them (QoS 0: while the client's output queue
- * is empty, i.e. TCP back-pressure; QoS 1: up to `--window` messages without
- * PUBACK). Subscribers measure publish → receive latency from the timestamp
- * and count what arrived per publisher, so losses and duplicates show up.
+ * Load mode: P publishers and S subscribers, one thread each, all in this
+ * process. Publishers are libmosquitto clients sending `--size`-byte
+ * payloads that carry a CLOCK_MONOTONIC timestamp, their index and a
+ * sequence number, as fast as the broker takes them (QoS 0: while the
+ * client's output queue is empty, i.e. TCP back-pressure; QoS 1: up to
+ * `--window` messages without PUBACK). Subscribers measure publish →
+ * receive latency from the timestamp and count what arrived per publisher,
+ * so losses and duplicates show up; they read with a buffered parser of
+ * their own by default (see "MQTT on a plain socket") or with libmosquitto.
  *
- * Idle mode (`--idle N`): N plain CONNECTs on raw sockets (one descriptor
- * each; a libmosquitto client also holds a socket pair), then one JSON line
- * on stdout, then the connections stay open until stdin has a line or is
- * closed, so that the caller can measure the broker's memory meanwhile.
+ * Idle mode (`--idle N`): N CONNECTs, each costing this process one
+ * descriptor, then one JSON line on stdout; the connections stay open until
+ * stdin has a line or is closed, so that the caller can measure the
+ * broker's memory meanwhile.
  *
  * The result is one JSON object on stdout (one per phase in idle mode).
  *
@@ -23,7 +25,6 @@
 #include <mosquitto.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -103,10 +104,11 @@ static gboolean opt_nodelay;
 static char *opt_reader = "buffered";
 
 static GOptionEntry entries[] = {
-  { "host", 'h', 0, G_OPTION_ARG_STRING, &opt_host, "Broker host (127.0.0.1)", "HOST" },
+  { "host", 0, 0, G_OPTION_ARG_STRING, &opt_host, "Broker host (127.0.0.1)", "HOST" },
   { "port", 'p', 0, G_OPTION_ARG_INT, &opt_port, "Broker port (1883)", "PORT" },
   { "username", 'u', 0, G_OPTION_ARG_STRING, &opt_username, "Username for every client", "NAME" },
-  { "password", 'P', 0, G_OPTION_ARG_STRING, &opt_password, "Password for every client ($MQTT_LOAD_PASSWORD)", "PW" },
+  { "password", 'P', 0, G_OPTION_ARG_STRING, &opt_password,
+    "Password for every client ($MQTT_LOAD_PASSWORD)", "PW" },
   { "id-prefix", 'i', 0, G_OPTION_ARG_STRING, &opt_id_prefix,
     "Client id prefix (bench): PREFIX-pub-N, PREFIX-sub-N, PREFIX-idle-N", "PREFIX" },
   { "auth-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_auth_file,
