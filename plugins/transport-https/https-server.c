@@ -29,6 +29,10 @@ static const SluiceOption https_options[] = {
     "most records one read of the stream read API returns", 1, 100000, NULL, { NULL, NULL } },
   { "max-wait", SLUICE_OPTION_DURATION, G_STRUCT_OFFSET (HttpsOptions, max_wait), "30s",
     "longest long poll (`wait=` is capped to it)", 0, 3600 * 1000, NULL, { NULL, NULL } },
+  { "websocket-max-message", SLUICE_OPTION_SIZE, G_STRUCT_OFFSET (HttpsOptions, ws_max_message),
+    "1MiB", "largest WebSocket message accepted (MQTT over WebSockets: keep it above the MQTT "
+    "max-packet; a packet may also span messages)", 1024, (gint64) 256 << 20, NULL,
+    { NULL, NULL } },
   SLUICE_OPTION_END
 };
 
@@ -94,6 +98,7 @@ server_new (HttpsTransport *t, guint index, GMainContext *context)
   server->batches = g_hash_table_new (NULL, NULL);
   g_queue_init (&server->requests);
   g_queue_init (&server->drains);
+  g_queue_init (&server->websockets);
   return server;
 }
 
@@ -258,6 +263,7 @@ setup_on_worker (HttpsServer *server, gpointer data)
   /* Created here so that its sources attach to this worker's context. */
   server->soup = soup_server_new ("server-header", NULL, NULL);
   https_server_install_handlers (server);
+  https_server_install_websockets (server);
   if (!https_server_add_keepalive_anchor (server, &error))
     {
       g_mutex_lock (&args->lock);
@@ -299,6 +305,7 @@ teardown_on_worker (HttpsServer *server, gpointer data)
   https_batches_flush (server);
   https_server_cancel_handshakes (server);
   g_cancellable_cancel (server->cancellable);
+  https_server_close_websockets (server);
   if (server->soup)
     {
       g_signal_handlers_disconnect_by_data (server->soup, server);

@@ -12,6 +12,12 @@
  * and libsoup disconnects as for any broken request. Inside a request the
  * extra byte only turns a truncated request into a malformed one, which
  * fails the same way; with a libsoup that has the fix nothing changes.
+ *
+ * An upgraded WebSocket carrying another transport's connection (see
+ * https-websocket.c) uses the same stream for two more things: pausing
+ * (reads would block and sources wait until resumed, so the kernel's
+ * window pushes back on the client) and counting the bytes written (what
+ * libsoup still queues is what the core counts as unsent output).
  * SPDX-License-Identifier: Apache-2.0 */
 #include "https-stream.h"
 
@@ -23,7 +29,9 @@ G_DECLARE_FINAL_TYPE (HttpsInput, https_input, HTTPS, INPUT, GInputStream)
 struct _HttpsInput {
   GInputStream parent;
   GInputStream *base;          /* pollable */
-  gboolean ended;              /* the "\n" was given */
+  gboolean ended;              /* the "\n" was given (or must never be) */
+  gboolean paused;
+  GPtrArray *parked;           /* GSource*: sources made while paused */
 };
 
 static void https_input_pollable_init (GPollableInputStreamInterface *iface);
@@ -48,6 +56,24 @@ fix_end (HttpsInput *self, gssize n, void *buffer, gsize count, GError **error)
   ((char *) buffer)[0] = '\n';
   return 1;
 }
+
+static gboolean
+paused_error (HttpsInput *self, GError **error)
+{
+  if (!self->paused)
+    return FALSE;
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "reading is paused");
+  return TRUE;
+}
+
+/* A source that is ready only once the stream is resumed. */
+static gboolean
+parked_dispatch (GSource *source, GSourceFunc callback, gpointer data)
+{
+  return callback ? callback (data) : G_SOURCE_REMOVE;
+}
+
+static GSourceFuncs parked_funcs = { NULL, NULL, parked_dispatch, NULL, NULL, NULL };
 
 static gssize
 https_input_read (GInputStream *stream, void *buffer, gsize count, GCancellable *cancellable,
@@ -84,7 +110,8 @@ https_input_is_readable (GPollableInputStream *stream)
 {
   HttpsInput *self = HTTPS_INPUT (stream);
 
-  return g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (self->base));
+  return !self->paused
+         && g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (self->base));
 }
 
 /* The base stream's own source, not one wrapping it: every level of child
@@ -96,6 +123,15 @@ https_input_create_source (GPollableInputStream *stream, GCancellable *cancellab
 {
   HttpsInput *self = HTTPS_INPUT (stream);
 
+  if (self->paused)
+    {
+      GSource *source = g_source_new (&parked_funcs, sizeof (GSource));
+
+      if (!self->parked)
+        self->parked = g_ptr_array_new_with_free_func ((GDestroyNotify) g_source_unref);
+      g_ptr_array_add (self->parked, g_source_ref (source));
+      return source;
+    }
   return g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (self->base),
                                                 cancellable);
 }
@@ -108,6 +144,8 @@ https_input_read_nonblocking (GPollableInputStream *stream, void *buffer, gsize 
   GError *local = NULL;
   gssize n;
 
+  if (paused_error (self, error))
+    return -1;
   if (self->ended)
     return g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (self->base),
                                                      buffer, count, NULL, error);
@@ -133,6 +171,7 @@ https_input_finalize (GObject *object)
 {
   HttpsInput *self = HTTPS_INPUT (object);
 
+  g_clear_pointer (&self->parked, g_ptr_array_unref);
   g_clear_object (&self->base);
   G_OBJECT_CLASS (https_input_parent_class)->finalize (object);
 }
@@ -150,14 +189,134 @@ https_input_init (HttpsInput *self)
 {
 }
 
+/* --- the output side: counts what reaches the base stream --- */
+
+#define HTTPS_TYPE_OUTPUT (https_output_get_type ())
+G_DECLARE_FINAL_TYPE (HttpsOutput, https_output, HTTPS, OUTPUT, GOutputStream)
+
+struct _HttpsOutput {
+  GOutputStream parent;
+  GOutputStream *base;         /* pollable */
+  guint64 written;
+  void (*progress) (gpointer data);
+  gpointer progress_data;
+};
+
+static void https_output_pollable_init (GPollableOutputStreamInterface *iface);
+
+G_DEFINE_TYPE_WITH_CODE (HttpsOutput, https_output, G_TYPE_OUTPUT_STREAM,
+                         G_IMPLEMENT_INTERFACE (G_TYPE_POLLABLE_OUTPUT_STREAM,
+                                                https_output_pollable_init))
+
+static gssize
+output_count (HttpsOutput *self, gssize n)
+{
+  if (n > 0)
+    {
+      self->written += (guint64) n;
+      if (self->progress)
+        self->progress (self->progress_data);
+    }
+  return n;
+}
+
+static gssize
+https_output_write (GOutputStream *stream, const void *buffer, gsize count,
+                    GCancellable *cancellable, GError **error)
+{
+  HttpsOutput *self = HTTPS_OUTPUT (stream);
+
+  return output_count (self, g_output_stream_write (self->base, buffer, count, cancellable,
+                                                    error));
+}
+
+static gboolean
+https_output_flush (GOutputStream *stream, GCancellable *cancellable, GError **error)
+{
+  return g_output_stream_flush (HTTPS_OUTPUT (stream)->base, cancellable, error);
+}
+
+static gboolean
+https_output_close (GOutputStream *stream, GCancellable *cancellable, GError **error)
+{
+  /* The connection closes the base streams. */
+  return TRUE;
+}
+
+static gboolean
+https_output_can_poll (GPollableOutputStream *stream)
+{
+  return TRUE;
+}
+
+static gboolean
+https_output_is_writable (GPollableOutputStream *stream)
+{
+  return g_pollable_output_stream_is_writable (
+    G_POLLABLE_OUTPUT_STREAM (HTTPS_OUTPUT (stream)->base));
+}
+
+/* The base's own source, as for the input side. */
+static GSource *
+https_output_create_source (GPollableOutputStream *stream, GCancellable *cancellable)
+{
+  return g_pollable_output_stream_create_source (
+    G_POLLABLE_OUTPUT_STREAM (HTTPS_OUTPUT (stream)->base), cancellable);
+}
+
+static gssize
+https_output_write_nonblocking (GPollableOutputStream *stream, const void *buffer, gsize count,
+                                GError **error)
+{
+  HttpsOutput *self = HTTPS_OUTPUT (stream);
+
+  return output_count (self, g_pollable_output_stream_write_nonblocking (
+                               G_POLLABLE_OUTPUT_STREAM (self->base), buffer, count, NULL,
+                               error));
+}
+
+static void
+https_output_pollable_init (GPollableOutputStreamInterface *iface)
+{
+  iface->can_poll = https_output_can_poll;
+  iface->is_writable = https_output_is_writable;
+  iface->create_source = https_output_create_source;
+  iface->write_nonblocking = https_output_write_nonblocking;
+}
+
+static void
+https_output_finalize (GObject *object)
+{
+  g_clear_object (&HTTPS_OUTPUT (object)->base);
+  G_OBJECT_CLASS (https_output_parent_class)->finalize (object);
+}
+
+static void
+https_output_class_init (HttpsOutputClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = https_output_finalize;
+  G_OUTPUT_STREAM_CLASS (klass)->write_fn = https_output_write;
+  G_OUTPUT_STREAM_CLASS (klass)->flush = https_output_flush;
+  G_OUTPUT_STREAM_CLASS (klass)->close_fn = https_output_close;
+}
+
+static void
+https_output_init (HttpsOutput *self)
+{
+}
+
 /* --- the connection --- */
 
 struct _HttpsStream {
   GIOStream parent;
   GIOStream *base;
   HttpsInput *input;
+  HttpsOutput *output;
+  GSocket *socket;             /* its qdata points back at us */
   SluiceCounter *connections;  /* the gauge; lives as long as the host */
 };
+
+G_DEFINE_QUARK (sluice-https-stream, https_stream)
 
 G_DEFINE_TYPE (HttpsStream, https_stream, G_TYPE_IO_STREAM)
 
@@ -170,7 +329,7 @@ https_stream_get_input (GIOStream *stream)
 static GOutputStream *
 https_stream_get_output (GIOStream *stream)
 {
-  return g_io_stream_get_output_stream (HTTPS_STREAM (stream)->base);
+  return G_OUTPUT_STREAM (HTTPS_STREAM (stream)->output);
 }
 
 static gboolean
@@ -215,6 +374,10 @@ https_stream_finalize (GObject *object)
 
   if (!g_io_stream_is_closed (self->base))
     g_io_stream_close (self->base, NULL, NULL);
+  if (self->socket && g_object_get_qdata (G_OBJECT (self->socket), https_stream_quark ()) == self)
+    g_object_set_qdata (G_OBJECT (self->socket), https_stream_quark (), NULL);
+  g_clear_object (&self->socket);
+  g_clear_object (&self->output);
   g_clear_object (&self->input);
   g_clear_object (&self->base);
   sluice_counter_add (self->connections, -1);
@@ -240,13 +403,17 @@ https_stream_init (HttpsStream *self)
 }
 
 GIOStream *
-https_stream_new (GIOStream *base, SluiceCounter *connections)
+https_stream_new (GIOStream *base, GSocket *socket, SluiceCounter *connections)
 {
   HttpsStream *self = g_object_new (HTTPS_TYPE_STREAM, NULL);
 
   self->base = g_object_ref (base);
   self->input = g_object_new (HTTPS_TYPE_INPUT, NULL);
   self->input->base = g_object_ref (g_io_stream_get_input_stream (base));
+  self->output = g_object_new (HTTPS_TYPE_OUTPUT, NULL);
+  self->output->base = g_object_ref (g_io_stream_get_output_stream (base));
+  self->socket = g_object_ref (socket);
+  g_object_set_qdata (G_OBJECT (socket), https_stream_quark (), self);
   self->connections = connections;
   sluice_counter_add (connections, 1);
   return G_IO_STREAM (self);
@@ -256,4 +423,42 @@ GIOStream *
 https_stream_get_base (HttpsStream *stream)
 {
   return stream->base;
+}
+
+HttpsStream *
+https_stream_for_socket (GSocket *socket)
+{
+  return socket ? g_object_get_qdata (G_OBJECT (socket), https_stream_quark ()) : NULL;
+}
+
+void
+https_stream_carry (HttpsStream *stream, void (*progress) (gpointer data), gpointer data)
+{
+  /* A WebSocket meets end of stream as end of stream: the "\n" is for HTTP. */
+  stream->input->ended = TRUE;
+  stream->output->progress = progress;
+  stream->output->progress_data = data;
+}
+
+guint64
+https_stream_get_written (HttpsStream *stream)
+{
+  return stream->output->written;
+}
+
+void
+https_stream_set_paused (HttpsStream *stream, gboolean paused)
+{
+  HttpsInput *in = stream->input;
+
+  if (in->paused == paused)
+    return;
+  in->paused = paused;
+  if (!paused && in->parked)
+    {
+      /* Whoever waits on a parked source reads now. */
+      for (guint i = 0; i < in->parked->len; i++)
+        g_source_set_ready_time (in->parked->pdata[i], 0);
+      g_ptr_array_set_size (in->parked, 0);
+    }
 }

@@ -20,6 +20,7 @@ typedef struct {
   gboolean ops_auth;
   gint64 read_limit;
   gint64 max_wait;   /* ms */
+  guint64 ws_max_message;
 } HttpsOptions;
 
 typedef struct _HttpsTransport HttpsTransport;
@@ -27,6 +28,7 @@ typedef struct _HttpsServer HttpsServer;
 typedef struct _HttpsRequest HttpsRequest;
 typedef struct _HttpsListener HttpsListener;
 typedef struct _HttpsBatch HttpsBatch;
+typedef struct _HttpsWebsocket HttpsWebsocket;
 
 struct _HttpsTransport {
   gint ref_count;
@@ -73,6 +75,7 @@ struct _HttpsServer {
   GQueue drains;               /* HttpsDrain*: rejected connections closing */
   GHashTable *batches;         /* partition + 1 -> HttpsBatch*: telemetry to append */
   GSource *flush_source;       /* appends the batches after this loop turn */
+  GQueue websockets;           /* HttpsWebsocket*: upgraded, carrying a connection */
 };
 
 struct _HttpsRequest {
@@ -120,6 +123,13 @@ HttpsRequest *https_request_new (HttpsServer *server, SoupServerMessage *msg,
 /* Resume the message (its response is set) unless the client went away,
  * and free the request. */
 void https_request_finish (HttpsRequest *request);
+
+/* --- https-websocket.c (on the server's worker) --- */
+/* Upgrades on /mqtt, /$iothub/websocket and /$servicebus/websocket, handed
+ * to the transport that serves the subprotocol. */
+void https_server_install_websockets (HttpsServer *server);
+/* At teardown: close every WebSocket still open. */
+void https_server_close_websockets (HttpsServer *server);
 
 /* --- https-errors.c --- */
 /* The HTTP status and error code for a host error; IoT Hub's code names for

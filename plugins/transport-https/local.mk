@@ -20,7 +20,8 @@ plugins_transport_https_transport_https_la_SOURCES = \
 	plugins/transport-https/https-batch.c \
 	plugins/transport-https/https-device.c \
 	plugins/transport-https/https-streams.c \
-	plugins/transport-https/https-ops.c
+	plugins/transport-https/https-ops.c \
+	plugins/transport-https/https-websocket.c
 plugins_transport_https_transport_https_la_CFLAGS = $(AM_CFLAGS) $(SOUP_CFLAGS) \
 	-DG_LOG_DOMAIN=\"sluice-https\"
 plugins_transport_https_transport_https_la_LDFLAGS = $(sluice_plugin_ldflags)
