@@ -7,6 +7,7 @@
  * The child opens the environment read-only, walks the free list, the main
  * database and every named database from the first key to the last (every
  * branch and leaf page), checks that keys come in strictly increasing order
+ * (the free list by its integer keys)
  * and, in `logs`, that every key has the partition-and-offset shape and the
  * newest batch of each partition passes its CRC.
  * SPDX-License-Identifier: Apache-2.0 */
@@ -40,13 +41,24 @@ say (int fd, const char *fmt, ...)
     return;
 }
 
+/* Key order as LMDB keeps it: the free list (dbi 0) has native size_t
+ * keys; the others here use the default bytewise order. mdb_cmp is no help
+ * for dbi 0 and 1, whose comparison LMDB sets up lazily. */
 static int
-compare_keys (const MDB_val *a, const MDB_val *b)
+compare_keys (MDB_dbi dbi, const MDB_val *a, const MDB_val *b)
 {
-  gsize n = MIN (a->mv_size, b->mv_size);
-  int c = memcmp (a->mv_data, b->mv_data, n);
-
-  return c != 0 ? c : (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
+  if (dbi == 0 && a->mv_size == sizeof (gsize) && b->mv_size == sizeof (gsize))
+    {
+      gsize x, y;
+      memcpy (&x, a->mv_data, sizeof x);
+      memcpy (&y, b->mv_data, sizeof y);
+      return (x > y) - (x < y);
+    }
+  {
+    gsize n = MIN (a->mv_size, b->mv_size);
+    int c = memcmp (a->mv_data, b->mv_data, n);
+    return c != 0 ? c : (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
+  }
 }
 
 /* Is `value` the stored form of a batch whose CRC holds? */
@@ -91,7 +103,7 @@ walk_db (MDB_txn *txn, MDB_dbi dbi, const char *name, gboolean logs, guint64 *en
   for (rc = mdb_cursor_get (cur, &key, &val, MDB_FIRST); rc == 0;
        rc = mdb_cursor_get (cur, &key, &val, MDB_NEXT))
     {
-      if (prev_key.mv_data != NULL && compare_keys (&prev_key, &key) >= 0)
+      if (prev_key.mv_data != NULL && compare_keys (dbi, &prev_key, &key) >= 0)
         {
           say (out, "database '%s': keys out of order after entry %" G_GUINT64_FORMAT, name,
                *entries);
