@@ -124,6 +124,15 @@ void host_streams_close (SluiceHost *host);
 void host_partition_publish (SluiceHost *host, SluicePartition *partition, gint64 visible);
 void host_partition_set_first (SluicePartition *partition, gint64 first);
 void host_retention_run (SluiceHost *host);
+/* Stream administration (streams-admin.c) builds on these. */
+SluiceStream *host_stream_new (const char *name);
+char *host_stream_to_json (const SluiceStream *stream);
+gboolean host_stream_open_partitions (SluiceHost *host, SluiceStream *stream, GError **error);
+
+/* --- reader.c --- */
+/* Answer every read waiting on `partition` with SLUICE_ERROR_NOT_FOUND (its
+ * stream was deleted). */
+void host_partition_drop_waiters (SluiceHost *host, SluicePartition *partition);
 
 /* --- writer.c --- */
 SluiceWriter *host_writer_new (SluiceHost *host);
@@ -136,6 +145,12 @@ void host_writer_submit_append (SluiceWriter *writer, SluicePartition *partition
                                 SluiceAppendFunc done, gpointer user_data);
 void host_writer_submit_trim (SluiceWriter *writer, SluicePartition *partition,
                               gint64 before_offset, gint64 older_than_ms, guint64 max_bytes);
+/* Refuse the stream's queued appends, delete its logs (on the writer
+ * thread, after everything queued before), and wait for that. The caller
+ * already marked it deleted and removed it from the table. Blocks: call it
+ * from a job thread. */
+gboolean host_writer_delete_stream (SluiceWriter *writer, SluiceStream *stream,
+                                    GError **error);
 
 
 /* --- host-jobs: run `work` on the pool, then `done` on the caller's context --- */

@@ -273,6 +273,29 @@ host_partition_publish (SluiceHost *host, SluicePartition *p, gint64 visible)
   g_list_free (waiters);
 }
 
+void
+host_partition_drop_waiters (SluiceHost *host, SluicePartition *p)
+{
+  GList *waiters;
+
+  g_mutex_lock (&p->lock);
+  waiters = g_steal_pointer (&p->waiters);
+  g_mutex_unlock (&p->lock);
+
+  for (GList *l = waiters; l; l = l->next)
+    {
+      SluiceWaiter *w = l->data;
+      if (g_atomic_int_compare_and_exchange (&w->state, WAITING, FIRED))
+        {
+          w->error = g_error_new (SLUICE_ERROR, SLUICE_ERROR_NOT_FOUND,
+                                  "stream '%s' was deleted", p->stream->name);
+          host_invoke (w->context, waiter_deliver, w);
+        }
+      waiter_unref (w); /* the list's ref */
+    }
+  g_list_free (waiters);
+}
+
 typedef struct {
   SluiceReadFunc done;
   gpointer user_data;
@@ -330,7 +353,12 @@ sluice_host_read (SluiceHost *host, SluicePrincipal *principal, const char *stre
     w->cancellable = g_object_ref (cancellable);
 
   g_mutex_lock (&p->lock);
-  if (from_offset < p->first || from_offset > p->visible)
+  /* Checked under the partition lock: a delete drops the waiters under it
+   * after setting the flag, so no read can wait on a deleted stream. */
+  if (g_atomic_int_get (&s->deleted))
+    w->error = g_error_new (SLUICE_ERROR, SLUICE_ERROR_NOT_FOUND,
+                            "stream '%s' was deleted", stream);
+  else if (from_offset < p->first || from_offset > p->visible)
     {
       w->error = g_error_new (SLUICE_ERROR, SLUICE_ERROR_OFFSET_OUT_OF_RANGE,
                               "offset %" G_GINT64_FORMAT " is out of range for stream '%s' "

@@ -291,6 +291,24 @@ host_streams_open (SluiceHost *host, GError **error)
   return TRUE;
 }
 
+SluiceStream *
+host_stream_new (const char *name)
+{
+  return stream_new (name);
+}
+
+char *
+host_stream_to_json (const SluiceStream *stream)
+{
+  return stream_to_json (stream);
+}
+
+gboolean
+host_stream_open_partitions (SluiceHost *host, SluiceStream *stream, GError **error)
+{
+  return stream_open_partitions (host, stream, error);
+}
+
 void
 host_streams_close (SluiceHost *host)
 {

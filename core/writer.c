@@ -18,6 +18,7 @@
 typedef enum {
   ITEM_APPEND,
   ITEM_TRIM,
+  ITEM_DELETE,
   ITEM_STOP,
 } ItemKind;
 
@@ -38,6 +39,9 @@ struct _HostAppend {
   gint64 before_offset;
   gint64 older_than_ms;
   guint64 max_bytes;
+  /* delete: the stream (ref) and where the deleting thread waits */
+  SluiceStream *stream;
+  GAsyncQueue *reply;
 };
 
 struct _SluiceWriter {
@@ -60,6 +64,7 @@ typedef struct {
   GPtrArray *parts;                    /* SluicePartition* (stream refs held) */
   GArray *ends;                        /* gint64: visible end per part */
   GPtrArray *items;                    /* HostAppend* acknowledged after the sync */
+  GAsyncQueue *barrier;                /* answered once the sync thread got here */
 } SyncJob;
 
 static void
@@ -70,6 +75,7 @@ sync_job_free (SyncJob *job)
   g_clear_pointer (&job->parts, g_ptr_array_unref);
   g_clear_pointer (&job->ends, g_array_unref);
   g_clear_pointer (&job->items, g_ptr_array_unref);
+  g_clear_pointer (&job->barrier, g_async_queue_unref);
   g_free (job);
 }
 
@@ -96,6 +102,8 @@ item_free (HostAppend *item)
 {
   if (item->partition)
     sluice_stream_unref (item->partition->stream);
+  g_clear_pointer (&item->stream, sluice_stream_unref);
+  g_clear_pointer (&item->reply, g_async_queue_unref);
   g_clear_pointer (&item->batch, g_bytes_unref);
   g_clear_pointer (&item->stored, sluice_batch_free);
   g_clear_error (&item->error);
@@ -214,7 +222,21 @@ process_appends (SluiceWriter *w, GPtrArray *items, GPtrArray *done_now, SyncJob
       g_autoptr (GError) error = NULL;
       gint64 start_next = p->next;
       guint64 bytes = 0;
-      g_autofree gint64 *assigned = g_new0 (gint64, g->len);
+      g_autofree gint64 *assigned = NULL;
+
+      /* Deleted while these were queued: nothing of them is written. */
+      if (g_atomic_int_get (&s->deleted))
+        {
+          for (guint j = 0; j < g->len; j++)
+            {
+              HostAppend *item = g->pdata[j];
+              item->error = g_error_new (SLUICE_ERROR, SLUICE_ERROR_NOT_FOUND,
+                                         "stream '%s' was deleted", s->name);
+              g_ptr_array_add (done_now, item);
+            }
+          continue;
+        }
+      assigned = g_new0 (gint64, g->len);
 
       for (guint j = 0; j < g->len; j++)
         {
@@ -338,6 +360,31 @@ process_trim (SluiceWriter *w, HostAppend *item)
   g_mutex_unlock (&p->lock);
 }
 
+/* Runs in queue order, so appends queued before it are done (or refused)
+ * first; the deleting thread waits for the answer on `reply`. */
+static void
+process_delete (SluiceWriter *w, HostAppend *item)
+{
+  SluiceHost *host = w->host;
+  SluiceStream *s = item->stream;
+  SyncJob *barrier = sync_job_new ();
+  g_autoptr (GAsyncQueue) reply = g_async_queue_new ();
+
+  /* The stream is already marked deleted, so the sync thread skips its
+   * logs from its next round on; wait until that round began, so no sync
+   * of these logs runs while they are removed. */
+  barrier->barrier = g_async_queue_ref (reply);
+  g_async_queue_push (w->sync_queue, barrier);
+  g_async_queue_pop (reply);
+
+  for (gint32 i = 0; i < s->n_partitions; i++)
+    if (g_hash_table_remove (w->touched, s->partitions[i]))
+      sluice_stream_unref (s);
+  if (!host->storage->log_delete (host->storage_self, s->name, &item->error))
+    g_prefix_error (&item->error, "deleting the logs of stream '%s': ", s->name);
+  g_async_queue_push (item->reply, item);
+}
+
 /* --- the sync thread --- */
 
 static gpointer
@@ -356,6 +403,7 @@ sync_thread (gpointer data)
       g_autoptr (GError) error = NULL;
       SyncJob *job;
       gboolean interval_now = FALSE;
+      gboolean barrier = FALSE;
 
       if (w->interval_due)
         {
@@ -376,6 +424,8 @@ sync_thread (gpointer data)
           job = jobs->pdata[i];
           if (job->stop)
             stop = TRUE;
+          if (job->barrier)
+            barrier = TRUE;
           for (guint k = 0; k < job->parts->len; k++)
             {
               SluicePartition *p = job->parts->pdata[k];
@@ -410,6 +460,38 @@ sync_thread (gpointer data)
               g_ptr_array_add (parts, p);
         }
 
+      /* Deletes wait for this point: every flag set before it is seen by
+       * the filter below. */
+      if (barrier)
+        for (guint i = 0; i < jobs->len; i++)
+          {
+            job = jobs->pdata[i];
+            if (job->barrier)
+              g_async_queue_push (job->barrier, job);
+          }
+
+      /* Logs of a stream deleted since they were written are gone: they
+       * are not synced, and their appends waiting for this sync are not
+       * acknowledged. */
+      for (guint i = parts->len; i > 0; i--)
+        {
+          SluicePartition *p = parts->pdata[i - 1];
+
+          if (g_atomic_int_get (&p->stream->deleted))
+            {
+              g_hash_table_remove (ends, p);
+              g_ptr_array_remove_index (parts, i - 1);
+            }
+        }
+      for (guint i = 0; i < items->len; i++)
+        {
+          HostAppend *a = items->pdata[i];
+
+          if (a->error == NULL && g_atomic_int_get (&a->partition->stream->deleted))
+            a->error = g_error_new (SLUICE_ERROR, SLUICE_ERROR_NOT_FOUND,
+                                    "stream '%s' was deleted", a->partition->stream->name);
+        }
+
       if (parts->len > 0 && !sync_logs (w, parts, &error))
         {
           g_warning ("sync of %u logs failed; %u appends are not acknowledged: %s",
@@ -418,6 +500,8 @@ sync_thread (gpointer data)
           for (guint i = 0; i < items->len; i++)
             {
               HostAppend *a = items->pdata[i];
+              if (a->error)
+                continue;
               a->error = g_error_new (SLUICE_ERROR, SLUICE_ERROR_STORAGE,
                                       "storage sync failed: %s", error->message);
             }
@@ -489,6 +573,11 @@ writer_thread (gpointer data)
               process_trim (w, item);
               item_free (item);
               break;
+            case ITEM_DELETE:
+              process_appends (w, appends, done_now, batch_job, interval_job);
+              g_ptr_array_set_size (appends, 0);
+              process_delete (w, item);
+              break;
             case ITEM_STOP:
               stop = TRUE;
               item_free (item);
@@ -537,6 +626,12 @@ writer_thread (gpointer data)
             item->error = g_error_new_literal (SLUICE_ERROR, SLUICE_ERROR_SHUTTING_DOWN,
                                                "the hub is shutting down");
             g_ptr_array_add (late, item);
+          }
+        else if (item->kind == ITEM_DELETE)
+          {
+            item->error = g_error_new_literal (SLUICE_ERROR, SLUICE_ERROR_SHUTTING_DOWN,
+                                               "the hub is shutting down");
+            g_async_queue_push (item->reply, item);
           }
         else
           item_free (item);
@@ -637,4 +732,31 @@ host_writer_submit_trim (SluiceWriter *w, SluicePartition *partition, gint64 bef
   item->older_than_ms = older_than_ms;
   item->max_bytes = max_bytes;
   g_async_queue_push (w->queue, item);
+}
+
+gboolean
+host_writer_delete_stream (SluiceWriter *w, SluiceStream *stream, GError **error)
+{
+  g_autoptr (GAsyncQueue) reply = g_async_queue_new ();
+  HostAppend *item;
+  gboolean ok;
+
+  /* After the stop nobody would answer. */
+  if (w->thread == NULL)
+    {
+      g_set_error_literal (error, SLUICE_ERROR, SLUICE_ERROR_SHUTTING_DOWN,
+                           "the hub is shutting down");
+      return FALSE;
+    }
+  item = g_new0 (HostAppend, 1);
+  item->kind = ITEM_DELETE;
+  item->stream = sluice_stream_ref (stream);
+  item->reply = g_async_queue_ref (reply);
+  g_async_queue_push (w->queue, item);
+  item = g_async_queue_pop (reply);
+  ok = item->error == NULL;
+  if (!ok)
+    g_propagate_error (error, g_steal_pointer (&item->error));
+  item_free (item);
+  return ok;
 }

@@ -10,3 +10,9 @@ TESTS += tests/unit/test-record-compress
 tests_unit_test_record_compress_SOURCES = tests/unit/test-record-compress.c
 tests_unit_test_record_compress_CFLAGS = $(AM_CFLAGS) $(KAFKA_COMPRESS_CFLAGS)
 tests_unit_test_record_compress_LDADD = core/libsluice.la $(GLIB_LIBS) $(KAFKA_COMPRESS_LIBS)
+
+# unit tests: stream administration (core/streams-admin.c)
+check_PROGRAMS += tests/unit/test-streams-admin
+TESTS += tests/unit/test-streams-admin
+tests_unit_test_streams_admin_SOURCES = tests/unit/test-streams-admin.c
+tests_unit_test_streams_admin_LDADD = core/libsluice.la $(GLIB_LIBS) $(JSON_LIBS)
