@@ -216,6 +216,21 @@ write_index (FilePartition *p, FileSegment *seg, GArray *entries)
                local->message);
 }
 
+/* Does a whole batch starting at offset `next` lie at `pos`? */
+static gboolean
+followed_by_batch (FileSegment *seg, guint64 pos, guint64 file_size, gint64 next)
+{
+  guint8 hdr[SLUICE_BATCH_HEADER_SIZE];
+  gint64 base, max_ts;
+  guint32 len;
+  gint32 delta;
+
+  return pos + sizeof hdr <= file_size
+         && file_pread_all (seg->fd, hdr, sizeof hdr, pos, seg->log_path, NULL)
+         && file_batch_header (hdr, &base, &len, &delta, &max_ts) && base == next
+         && pos + len <= file_size;
+}
+
 FileSegment *
 file_segment_load (FilePartition *p, gint64 base, gboolean newest, GError **error)
 {
@@ -303,10 +318,19 @@ file_segment_load (FilePartition *p, gint64 base, gboolean newest, GError **erro
           g_byte_array_set_size (buf, blen);
           if (!file_pread_all (seg->fd, buf->data, blen, pos, seg->log_path, error))
             return NULL;
-          if (!sluice_batch_validate (buf->data, blen, &count, &bmax_ts, &local))
+          if (!sluice_batch_validate (buf->data, blen, &count, NULL, &local))
             {
-              stop_reason = g_strdup (local->message);
-              break;
+              /* Damage with more of the log after it is not a torn write:
+               * those batches were acknowledged. Keep it; reads at it
+               * report it. */
+              if (!followed_by_batch (seg, pos + blen, file_size, bbase + delta + 1))
+                {
+                  stop_reason = g_strdup (local->message);
+                  break;
+                }
+              g_warning ("stream '%s' partition %d: the batch at offset %" G_GINT64_FORMAT
+                         " in %s is corrupt (%s); it is kept and reads at it report it",
+                         p->stream, p->partition, bbase, seg->log_path, local->message);
             }
         }
       if (pos > 0 && pos - seg->last_entry_pos >= interval)

@@ -528,6 +528,37 @@ test_flipped_byte (Fixture *f, gconstpointer data)
   check_flipped (f);
 }
 
+static void
+test_flipped_byte_newest (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) sizes = NULL;
+  g_autofree char *path = NULL;
+  guint64 pos = 0;
+  gint64 next;
+
+  /* One segment: the damaged batch is in the newest one, which open walks
+   * for a torn tail (from its last index entry: none here); acknowledged
+   * batches after the damage must stay. */
+  f->options.index_interval = 1024 * 1024;
+  fixture_open (f);
+  g_assert_true (f->vt->log_create (f->store, &log0, &error));
+  sizes = append_many (f, &log0, 30, 2, 40);
+  g_assert_cmpuint (count_segments (f, &log0), ==, 1);
+  for (guint i = 0; i < 4; i++)
+    pos += g_array_index (sizes, gsize, i);
+  path = segment_path (f, &log0, 0, ".log");
+  flip_byte (path, pos + SLUICE_BATCH_HEADER_SIZE + 10);
+
+  logs_clear ();
+  fixture_reopen (f);
+  g_assert_true (logs_have ("WARNING", "offset 8", "corrupt", "kept", NULL));
+  g_assert_false (logs_have ("dropping", NULL));
+  g_assert_true (f->vt->log_bounds (f->store, &log0, NULL, &next, &error));
+  g_assert_cmpint (next, ==, 60);
+  check_flipped (f);
+}
+
 static gboolean
 kv_has (Fixture *f, const char *key, const char *value)
 {
@@ -771,6 +802,7 @@ main (int argc, char **argv)
   ADD ("/storage/file/segment/roll", test_segment_roll);
   ADD ("/storage/file/segment/next-floor", test_next_floor);
   ADD ("/storage/file/corrupt/flipped-byte", test_flipped_byte);
+  ADD ("/storage/file/corrupt/flipped-byte-newest", test_flipped_byte_newest);
   ADD ("/storage/file/kv/torn-record", test_kv_torn);
   ADD ("/storage/file/kv/corrupt-middle", test_kv_corrupt_middle);
   ADD ("/storage/file/kv/compact", test_kv_compact);
