@@ -27,3 +27,19 @@ plugins_transport_kafka_tests_test_kafka_codec_SOURCES = \
 plugins_transport_kafka_tests_test_kafka_codec_CFLAGS = $(kafka_codec_test_cflags)
 plugins_transport_kafka_tests_test_kafka_codec_LDADD = \
 	plugins/transport-kafka/libkafka-codec.la $(GLIB_LIBS) $(JSON_LIBS)
+
+# The transport plugin: connections, the request pipeline and the handlers
+# on the codec above.
+kafka_transport_sources = \
+	plugins/transport-kafka/kafka-transport.h \
+	plugins/transport-kafka/kafka-transport.c \
+	plugins/transport-kafka/kafka-connection.c \
+	plugins/transport-kafka/kafka-handlers.c \
+	plugins/transport-kafka/kafka-handlers-fetch.c
+plugins_LTLIBRARIES += plugins/transport-kafka/transport-kafka.la
+plugins_transport_kafka_transport_kafka_la_SOURCES = $(kafka_transport_sources)
+plugins_transport_kafka_transport_kafka_la_CFLAGS = $(AM_CFLAGS) \
+	-DG_LOG_DOMAIN=\"sluice-kafka\"
+plugins_transport_kafka_transport_kafka_la_LDFLAGS = $(sluice_plugin_ldflags)
+plugins_transport_kafka_transport_kafka_la_LIBADD = \
+	plugins/transport-kafka/libkafka-codec.la $(sluice_plugin_libadd)

@@ -1,0 +1,85 @@
+/* transport-kafka — the transport instance, the per-connection state
+ * (kafka-connection.c) and the request handlers (kafka-handlers*.c).
+ * Private to the plugin.
+ * SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <sluice/sluice.h>
+
+#include "kafka-protocol.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  guint64 max_request;           /* largest request frame accepted */
+  char *advertised;              /* host:port in Metadata; NULL: the address connected to */
+  gboolean auto_create_topics;
+  gint64 default_partitions;     /* for auto-created topics */
+  char *anonymous_policy;        /* loopback connections without SASL act as this policy */
+  gint64 node_id;
+  gint64 max_wait_cap_ms;        /* longest Fetch long-poll honoured */
+} KafkaOptions;
+
+typedef struct {
+  SluiceHost *host;
+  char *instance_name;
+  const KafkaOptions *options;   /* owned by the core until destroy */
+  char *cluster_id;
+  char *anonymous_key;           /* the anonymous policy's key, for the auth chain */
+  SluiceCounter *connections;    /* gauge */
+  SluiceCounter *requests;
+  SluiceCounter *malformed;
+  SluiceCounter *records_in;
+  SluiceCounter *batches_out;
+} KafkaTransport;
+
+typedef struct _KafkaConn KafkaConn;
+typedef struct _KafkaPending KafkaPending;
+
+/* kafka-connection.c: the connection slots of the vtable. */
+gpointer kafka_conn_open (KafkaTransport *transport, SluiceConnection *connection);
+gsize kafka_conn_input (KafkaConn *conn, const guint8 *data, gsize len);
+void kafka_conn_drained (KafkaConn *conn);
+void kafka_conn_closed (KafkaConn *conn);
+
+/* Refs for work that outlives the request (acks=0 appends). */
+KafkaConn *kafka_conn_ref (KafkaConn *conn);
+void kafka_conn_unref (KafkaConn *conn);
+/* What the handlers need of a connection. */
+KafkaTransport *kafka_conn_get_transport (KafkaConn *conn);
+SluicePrincipal *kafka_conn_get_principal (KafkaConn *conn);
+/* Replaces the principal (after SASL). (principal: transfer full) */
+void kafka_conn_set_principal (KafkaConn *conn, SluicePrincipal *principal);
+guint64 kafka_conn_get_id (KafkaConn *conn);
+const char *kafka_conn_get_peer (KafkaConn *conn);
+/* This broker as clients must reach it: `advertised`, or the local address
+ * of the connection. `host` is transfer none (valid for the connection). */
+void kafka_conn_get_broker (KafkaConn *conn, const char **host, gint32 *port);
+/* Close after the answers queued before this point are written. */
+void kafka_conn_fail (KafkaConn *conn, const char *why);
+
+/* A request being answered. Answers leave in request order whatever order
+ * the handlers complete them in. */
+KafkaConn *kafka_pending_get_conn (KafkaPending *pending);
+/* Cancelled when the connection goes away (for long polls). (transfer none) */
+GCancellable *kafka_pending_get_cancellable (KafkaPending *pending);
+gboolean kafka_pending_is_cancelled (KafkaPending *pending);
+/* Send `response` (transfer full; NULL: nothing is sent, as for acks=0)
+ * when every earlier answer is out. Takes over `pending`. */
+void kafka_pending_complete (KafkaPending *pending, KafkaResponse *response);
+
+/* kafka-handlers.c: data path and metadata. Each takes over `pending` and
+ * `request` and completes `pending` (now or later). */
+typedef void (*KafkaHandlerFunc) (KafkaConn *conn, KafkaPending *pending,
+                                  KafkaRequest *request);
+/* The handler of an API key, NULL when not implemented; `max_version` gets
+ * the highest version we answer (<= the codec's). */
+KafkaHandlerFunc kafka_handler_lookup (gint16 api_key, gint16 *min_version,
+                                       gint16 *max_version);
+/* kafka-handlers-fetch.c */
+void kafka_handle_fetch (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
+void kafka_handle_list_offsets (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
+/* The SluiceError (or NULL) → Kafka error code for a partition. */
+gint16 kafka_error_from_sluice (const GError *error);
+
+G_END_DECLS
