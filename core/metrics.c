@@ -131,6 +131,9 @@ host_metrics_init (SluiceHost *host)
   host->m_auth_failures = sluice_host_counter (host, "sluice_auth_failures_total",
                                                "Refused authentications");
   host->m_reads = sluice_host_counter (host, "sluice_reads_total", "Partition reads");
+  /* Registered here so that it reads 0 until the reader first counts one. */
+  sluice_host_counter (host, "sluice_storage_corrupt_batches_total",
+                       "Reads answered with an error because a stored batch failed its CRC");
 }
 
 void

@@ -178,8 +178,12 @@ read_work (gpointer data)
     {
       g_clear_pointer (&w->result, sluice_read_result_free);
       if (w->error->domain == SLUICE_ERROR && w->error->code == SLUICE_ERROR_CORRUPT)
-        g_warning ("read of stream '%s' partition %d at offset %" G_GINT64_FORMAT ": %s",
-                   p->stream->name, p->id, w->from, w->error->message);
+        {
+          g_warning ("read of stream '%s' partition %d at offset %" G_GINT64_FORMAT ": %s",
+                     p->stream->name, p->id, w->from, w->error->message);
+          sluice_counter_add (sluice_host_counter (host, "sluice_storage_corrupt_batches_total",
+                                                   NULL), 1);
+        }
       return;
     }
   sluice_counter_add (host->m_reads, 1);

@@ -4,3 +4,9 @@
 recovery_lines_tests = tests/recovery/test-lines-kill9.py
 TESTS += $(recovery_lines_tests)
 dist_noinst_SCRIPTS += $(recovery_lines_tests)
+
+# Torn and corrupt data for both storage backends, through sluiced's HTTPS
+# read API.
+recovery_storage_tests = tests/recovery/test-storage-faults.py
+TESTS += $(recovery_storage_tests)
+dist_noinst_SCRIPTS += $(recovery_storage_tests)
