@@ -5,8 +5,10 @@ recovery_lines_tests = tests/recovery/test-lines-kill9.py
 TESTS += $(recovery_lines_tests)
 dist_noinst_SCRIPTS += $(recovery_lines_tests)
 
-# Torn and corrupt data for both storage backends, through sluiced's HTTPS
-# read API.
-recovery_storage_tests = tests/recovery/test-storage-faults.py
+# Torn and corrupt data, and a full disk (a tmpfs the test mounts: root),
+# for both storage backends, through sluiced's HTTPS API.
+recovery_storage_tests = \
+	tests/recovery/test-storage-faults.py \
+	tests/recovery/test-disk-full.py
 TESTS += $(recovery_storage_tests)
 dist_noinst_SCRIPTS += $(recovery_storage_tests)
