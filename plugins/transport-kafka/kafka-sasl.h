@@ -49,8 +49,9 @@ typedef enum {
  *    password K (`endpoint` and `entity_path` kept for the log / scope);
  *  - user `$ConnectionString`, password with `SharedAccessSignature=TOKEN`:
  *    SAS_TOKEN with that token;
- *  - a password starting `SharedAccessSignature `: SAS_TOKEN;
- *  - anything else: USERNAME_PASSWORD (policy name + key, as written). */
+ *  - anything else: USERNAME_PASSWORD as given: a policy name with its key
+ *    as written, or with a SAS token signed with it (then `token` is set
+ *    too; auth-key recognises the token by its prefix). */
 typedef struct {
   SluiceCredentials credentials;
   char *authzid;          /* NULL when empty */
@@ -59,6 +60,7 @@ typedef struct {
   char *token;
   char *endpoint;         /* from a connection string, may be NULL */
   char *entity_path;      /* from a connection string, may be NULL */
+  char *peer;
 } KafkaSaslLogin;
 
 /* Parse one PLAIN message. An authzid different from the user is refused

@@ -43,3 +43,26 @@ plugins_transport_kafka_transport_kafka_la_CFLAGS = $(AM_CFLAGS) \
 plugins_transport_kafka_transport_kafka_la_LDFLAGS = $(sluice_plugin_ldflags)
 plugins_transport_kafka_transport_kafka_la_LIBADD = \
 	plugins/transport-kafka/libkafka-codec.la $(sluice_plugin_libadd)
+
+# kafka pure modules
+# SASL (PLAIN mapping, SCRAM server), the consumer-group coordinator and the
+# idempotent producer state: logic without sockets or clocks, driven by the
+# transport and directly by their unit tests.
+kafka_logic_sources = \
+	plugins/transport-kafka/kafka-sasl.h \
+	plugins/transport-kafka/kafka-sasl.c
+noinst_LTLIBRARIES += plugins/transport-kafka/libkafka-logic.la
+plugins_transport_kafka_libkafka_logic_la_SOURCES = $(kafka_logic_sources)
+plugins_transport_kafka_libkafka_logic_la_CFLAGS = $(AM_CFLAGS) \
+	-DG_LOG_DOMAIN=\"sluice-kafka\"
+
+kafka_logic_test_cflags = $(AM_CFLAGS) -I$(top_srcdir)/plugins/transport-kafka \
+	-DG_LOG_DOMAIN=\"sluice-kafka\"
+kafka_logic_test_ldadd = plugins/transport-kafka/libkafka-logic.la \
+	core/libsluice.la $(GLIB_LIBS)
+check_PROGRAMS += plugins/transport-kafka/tests/test-kafka-sasl
+TESTS += plugins/transport-kafka/tests/test-kafka-sasl
+plugins_transport_kafka_tests_test_kafka_sasl_SOURCES = \
+	plugins/transport-kafka/tests/test-kafka-sasl.c
+plugins_transport_kafka_tests_test_kafka_sasl_CFLAGS = $(kafka_logic_test_cflags)
+plugins_transport_kafka_tests_test_kafka_sasl_LDADD = $(kafka_logic_test_ldadd)
