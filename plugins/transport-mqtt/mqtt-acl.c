@@ -255,6 +255,15 @@ filters_load (SluiceConfig *config, const char *section, const char *key,
 }
 
 static gboolean
+policy_exists (SluiceConfig *config, const char *name)
+{
+  g_autofree char *section = g_strconcat ("policy.", name, NULL);
+  g_auto (GStrv) sections = sluice_config_list_sections (config, section);
+
+  return g_strv_contains ((const char *const *) sections, section);
+}
+
+static gboolean
 principal_load (SluiceConfig *config, const char *section, const char *text,
                 AclEntry *e, GError **error)
 {
@@ -289,6 +298,13 @@ principal_load (SluiceConfig *config, const char *section, const char *text,
         {
           set_acl_error (error, config, section, "principal", text,
                          "policy:{name} needs the name of a [policy.NAME]");
+          return FALSE;
+        }
+      /* A misspelt policy would silently grant nothing. */
+      if (!policy_exists (config, name))
+        {
+          set_acl_error (error, config, section, "principal", text,
+                         "no [policy.%s] in the file", name);
           return FALSE;
         }
       e->kind = MQTT_ACL_WHO_POLICY;

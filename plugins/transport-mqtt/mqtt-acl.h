@@ -9,12 +9,14 @@
  *   subscribe = sensors/+/temp;commands/%d
  *
  * `principal` is `device:{pattern}` (`*` stands for any run of characters,
- * nothing else is special), `policy:{name}` (exact) or `anonymous`. `%d` in a
- * filter is the connected device's id, substituted at check time; a device id
- * that is empty or contains `+`, `#` or `/` never gets anything through a
- * filter with `%d` (it would change the filter's levels), nor does one that
- * would put a `$` at the start of the filter. A `%d` filter only means
- * something for a device principal, so elsewhere it is a config error.
+ * nothing else is special), `policy:{name}` (exact; the file must have that
+ * `[policy.NAME]`) or `anonymous`. `%d` in a filter is the connected
+ * device's id, substituted at check time; a device id that is empty or
+ * contains `+`, `#` or `/` never gets anything through a filter with `%d` (it
+ * would change the filter's levels), nor does one that would put a `$` at the
+ * start of the filter. A `%d` filter only means something for a device
+ * principal, so elsewhere it is a config error. There is no escape for a
+ * literal `%d`.
  *
  * Nothing is granted by default: a topic no entry grants is refused. The
  * IoT Hub device topics (`devices/{id}/...`, `$iothub/...`) are the caller's

@@ -9,7 +9,10 @@
 
 #include <string.h>
 
-#define HUB "[hub]\nhostname = localhost\n"
+/* The policies the tests name exist: a principal naming a missing one is a
+ * config error. */
+#define HUB "[hub]\nhostname = localhost\n" \
+  "[policy.service]\n[policy.svc]\n[policy.ops]\n[policy.d1]\n[policy.service2]\n"
 
 static MqttAcl *
 acl_from (const char *sections, GError **error)
@@ -72,6 +75,9 @@ test_parse_errors (void)
     { "[mqtt-acl.a]\nprincipal = policy:\npublish = x\n",
       "test.conf: [mqtt-acl.a] principal: policy:{name} needs the name of a [policy.NAME] "
       "(value 'policy:')" },
+    { "[mqtt-acl.a]\nprincipal = policy:servic\npublish = x\n",
+      "test.conf: [mqtt-acl.a] principal: no [policy.servic] in the file "
+      "(value 'policy:servic')" },
     { "[mqtt-acl.a]\nprincipal = anonymous\npublish = a/#/b\n",
       "test.conf: [mqtt-acl.a] publish: topic filter: '#' must be the last level "
       "(value 'a/#/b')" },
@@ -499,7 +505,7 @@ test_subscribe_random (void)
   static const char *const topic_levels[] = { "a", "b", "", "q", "$s", "z" };
   g_autoptr (GPtrArray) topics = g_ptr_array_new_with_free_func (g_free);
   guint n_allowed = 0, n_refused_id = 0;
-  guint rounds = g_test_thorough () ? 20000 : 1500;
+  guint rounds = g_test_thorough () ? 50000 : 5000;
 
   enumerate (topic_levels, G_N_ELEMENTS (topic_levels), 5, FALSE, topics);
   for (guint n = 0; n < rounds; n++)
