@@ -227,3 +227,50 @@ file_blobs_delete (FileBlobs *blobs, const char *name, GError **error)
   parent = g_path_get_dirname (path);
   return file_fsync_dir (parent, error);
 }
+
+/* Names of the files under `dir` (relative to the blobs root) into `out`. */
+static gboolean
+list_tree (const char *root, const char *rel, GPtrArray *out, GError **error)
+{
+  g_autofree char *dir_path = rel ? g_build_filename (root, rel, NULL) : g_strdup (root);
+  g_autoptr (GDir) dir = g_dir_open (dir_path, 0, error);
+  const char *name;
+
+  if (dir == NULL)
+    return FALSE;
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child_rel = rel ? g_strconcat (rel, "/", name, NULL) : g_strdup (name);
+      g_autofree char *child = g_build_filename (root, child_rel, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR))
+        {
+          if (!list_tree (root, child_rel, out, error))
+            return FALSE;
+        }
+      else if (g_file_test (child, G_FILE_TEST_IS_REGULAR))
+        g_ptr_array_add (out, g_steal_pointer (&child_rel));
+    }
+  return TRUE;
+}
+
+static gint
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+gboolean
+file_blobs_list (FileBlobs *blobs, const char *prefix, GPtrArray *names_out,
+                 GError **error)
+{
+  g_autoptr (GPtrArray) all = g_ptr_array_new_with_free_func (g_free);
+
+  if (!list_tree (blobs->root, NULL, all, error))
+    return FALSE;
+  g_ptr_array_sort (all, compare_names);
+  for (guint i = 0; i < all->len; i++)
+    if (prefix == NULL || g_str_has_prefix (all->pdata[i], prefix))
+      g_ptr_array_add (names_out, g_steal_pointer (&all->pdata[i]));
+  return TRUE;
+}

@@ -349,6 +349,53 @@ out:
 }
 
 gboolean
+file_logs_create_at (FileLogs *logs, const SluiceLogId *log, gint64 next_offset,
+                     GError **error)
+{
+  g_autoptr (FilePartition) p = NULL;
+  g_autofree char *part = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *floor_path = NULL;
+  g_autofree char *text = NULL;
+
+  if (!check_log_id (log, error))
+    return FALSE;
+  if (next_offset < 0)
+    {
+      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
+                   "stream '%s' partition %d: invalid offset %" G_GINT64_FORMAT, log->stream,
+                   log->partition, next_offset);
+      return FALSE;
+    }
+  p = file_logs_lookup (logs, log, NULL);
+  if (p != NULL)
+    {
+      gint64 next = 0;
+      if (!file_logs_bounds (logs, log, NULL, &next, error))
+        return FALSE;
+      if (next != next_offset)
+        {
+          g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_EXISTS,
+                       "stream '%s' partition %d: the log exists and its next offset is %"
+                       G_GINT64_FORMAT ", not %" G_GINT64_FORMAT, log->stream,
+                       log->partition, next, next_offset);
+          return FALSE;
+        }
+      return TRUE;
+    }
+  /* The floor a trim would have left: file_logs_create starts the first
+   * segment there. */
+  part = g_strdup_printf ("%d", log->partition);
+  dir = g_build_filename (logs->root, log->stream, part, NULL);
+  floor_path = g_build_filename (dir, "next", NULL);
+  text = g_strdup_printf ("%" G_GINT64_FORMAT "\n", next_offset);
+  if (!file_mkdir_durable (dir, error)
+      || !file_replace_contents (floor_path, text, strlen (text), error))
+    return FALSE;
+  return file_logs_create (logs, log, error);
+}
+
+gboolean
 file_logs_delete (FileLogs *logs, const char *stream, GError **error)
 {
   g_autoptr (GPtrArray) gone = g_ptr_array_new_with_free_func ((GDestroyNotify) file_partition_unref);

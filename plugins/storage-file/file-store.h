@@ -96,6 +96,8 @@ FileLogs *file_logs_open (const char *data_dir, const FileOptions *options,
                           GError **error);
 void file_logs_close (FileLogs *logs);
 gboolean file_logs_create (FileLogs *logs, const SluiceLogId *log, GError **error);
+gboolean file_logs_create_at (FileLogs *logs, const SluiceLogId *log, gint64 next_offset,
+                              GError **error);
 gboolean file_logs_delete (FileLogs *logs, const char *stream, GError **error);
 gboolean file_logs_list (FileLogs *logs, GPtrArray *streams_out, GArray *partitions_out,
                          GError **error);
@@ -130,5 +132,7 @@ void file_blobs_abort (FileBlobs *blobs, SluiceBlobWriter *writer);
 GBytes *file_blobs_read (FileBlobs *blobs, const char *name, guint64 offset,
                          gsize max_bytes, guint64 *total_size, GError **error);
 gboolean file_blobs_delete (FileBlobs *blobs, const char *name, GError **error);
+gboolean file_blobs_list (FileBlobs *blobs, const char *prefix, GPtrArray *names_out,
+                          GError **error);
 
 G_END_DECLS

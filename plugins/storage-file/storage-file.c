@@ -209,6 +209,19 @@ file_blob_delete (gpointer self, const char *name, GError **error)
   return file_blobs_delete (STORE (self)->blobs, name, error);
 }
 
+static gboolean
+file_log_create_at (gpointer self, const SluiceLogId *log, gint64 next_offset,
+                    GError **error)
+{
+  return file_logs_create_at (STORE (self)->logs, log, next_offset, error);
+}
+
+static gboolean
+file_blob_list (gpointer self, const char *prefix, GPtrArray *names_out, GError **error)
+{
+  return file_blobs_list (STORE (self)->blobs, prefix, names_out, error);
+}
+
 static const SluiceStorageVTable file_vtable = {
   .open = file_open,
   .close = file_close,
@@ -229,6 +242,8 @@ static const SluiceStorageVTable file_vtable = {
   .blob_abort = file_blob_abort,
   .blob_read = file_blob_read,
   .blob_delete = file_blob_delete,
+  .log_create_at = file_log_create_at,
+  .blob_list = file_blob_list,
 };
 
 SLUICE_PLUGIN_DEFINE (storage, file, "0.1.0",

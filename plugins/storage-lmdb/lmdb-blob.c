@@ -363,3 +363,42 @@ lmdb_blobs_delete (LmdbStore *store, const char *name, GError **error)
   return lmdb_write (store, 0, delete_in_txn, (gpointer) name, error)
          && lmdb_sync (store, error);
 }
+
+gboolean
+lmdb_blobs_list (LmdbStore *store, const char *prefix, GPtrArray *names_out,
+                 GError **error)
+{
+  MDB_txn *txn;
+  MDB_cursor *cur = NULL;
+  MDB_val k, v;
+  gsize plen;
+  int rc;
+
+  if (prefix == NULL)
+    prefix = "";
+  plen = strlen (prefix);
+  txn = lmdb_read_begin (store, error);
+  if (txn == NULL)
+    return FALSE;
+  rc = mdb_cursor_open (txn, store->blobs, &cur);
+  if (rc == 0)
+    {
+      k.mv_size = plen;
+      k.mv_data = (void *) prefix;
+      rc = mdb_cursor_get (cur, &k, &v, plen == 0 ? MDB_FIRST : MDB_SET_RANGE);
+    }
+  while (rc == 0 && k.mv_size >= plen && memcmp (k.mv_data, prefix, plen) == 0)
+    {
+      g_ptr_array_add (names_out, g_strndup (k.mv_data, k.mv_size));
+      rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
+    }
+  if (cur != NULL)
+    mdb_cursor_close (cur);
+  lmdb_read_end (store, txn);
+  if (rc != 0 && rc != MDB_NOTFOUND)
+    {
+      lmdb_set_error (error, rc, "blob list");
+      return FALSE;
+    }
+  return TRUE;
+}

@@ -197,6 +197,62 @@ lmdb_logs_create (LmdbStore *store, const SluiceLogId *log, GError **error)
   return lmdb_write (store, 64, create_in_txn, &k, error) && lmdb_sync (store, error);
 }
 
+typedef struct {
+  const SluiceLogId *log;
+  LogKey k;
+  gint64 next_offset;
+} CreateAt;
+
+static int
+create_at_in_txn (LmdbStore *store, MDB_txn *txn, gpointer data, GError **error)
+{
+  CreateAt *c = data;
+  MDB_cursor *cur = NULL;
+  gint64 floor, first_base, last_base, next;
+  gint32 last_count;
+  guint64 bytes;
+  gboolean found;
+  int rc = get_part (store, txn, &c->k, &floor, &bytes);
+
+  if (rc == MDB_NOTFOUND)
+    return put_part (store, txn, &c->k, c->next_offset, 0);
+  if (rc != 0 || (rc = mdb_cursor_open (txn, store->logs, &cur)) != 0)
+    return rc;
+  rc = edges (store, cur, &c->k, &found, &first_base, &last_base, &last_count);
+  mdb_cursor_close (cur);
+  if (rc != 0)
+    return rc;
+  next = found ? last_base + last_count : floor;
+  if (next != c->next_offset)
+    {
+      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_EXISTS,
+                   "stream '%s' partition %d: the log exists and its next offset is %"
+                   G_GINT64_FORMAT ", not %" G_GINT64_FORMAT, c->log->stream,
+                   c->log->partition, next, c->next_offset);
+      return LMDB_FAILED;
+    }
+  return 0;
+}
+
+gboolean
+lmdb_logs_create_at (LmdbStore *store, const SluiceLogId *log, gint64 next_offset,
+                     GError **error)
+{
+  CreateAt c = { log, { { 0 }, 0 }, next_offset };
+
+  if (!check_log_id (log, error))
+    return FALSE;
+  if (next_offset < 0)
+    {
+      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
+                   "stream '%s' partition %d: invalid offset %" G_GINT64_FORMAT, log->stream,
+                   log->partition, next_offset);
+      return FALSE;
+    }
+  log_key_init (&c.k, log);
+  return lmdb_write (store, 64, create_at_in_txn, &c, error) && lmdb_sync (store, error);
+}
+
 /* Delete every key of `dbi` that starts with `prefix`. */
 static int
 delete_range (MDB_txn *txn, MDB_dbi dbi, const guint8 *prefix, gsize len)

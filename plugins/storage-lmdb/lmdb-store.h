@@ -115,6 +115,8 @@ lmdb_get_be64 (const guint8 *p)
 /* --- lmdb-log.c --- */
 gboolean lmdb_logs_open (LmdbStore *store, GError **error);
 gboolean lmdb_logs_create (LmdbStore *store, const SluiceLogId *log, GError **error);
+gboolean lmdb_logs_create_at (LmdbStore *store, const SluiceLogId *log, gint64 next_offset,
+                              GError **error);
 gboolean lmdb_logs_delete (LmdbStore *store, const char *stream, GError **error);
 gboolean lmdb_logs_list (LmdbStore *store, GPtrArray *streams_out, GArray *partitions_out,
                          GError **error);
@@ -148,6 +150,8 @@ void lmdb_blobs_abort (LmdbStore *store, SluiceBlobWriter *writer);
 GBytes *lmdb_blobs_read (LmdbStore *store, const char *name, guint64 offset,
                          gsize max_bytes, guint64 *total_size, GError **error);
 gboolean lmdb_blobs_delete (LmdbStore *store, const char *name, GError **error);
+gboolean lmdb_blobs_list (LmdbStore *store, const char *prefix, GPtrArray *names_out,
+                          GError **error);
 
 /* --- lmdb-verify.c --- */
 /* Walks every database of the environment at `env_dir` in a child process

@@ -505,6 +505,19 @@ lmdb_blob_delete (gpointer self, const char *name, GError **error)
   return lmdb_blobs_delete (STORE (self), name, error);
 }
 
+static gboolean
+lmdb_log_create_at (gpointer self, const SluiceLogId *log, gint64 next_offset,
+                    GError **error)
+{
+  return lmdb_logs_create_at (STORE (self), log, next_offset, error);
+}
+
+static gboolean
+lmdb_blob_list (gpointer self, const char *prefix, GPtrArray *names_out, GError **error)
+{
+  return lmdb_blobs_list (STORE (self), prefix, names_out, error);
+}
+
 static const SluiceStorageVTable lmdb_vtable = {
   .open = lmdb_open,
   .close = lmdb_close,
@@ -525,6 +538,8 @@ static const SluiceStorageVTable lmdb_vtable = {
   .blob_abort = lmdb_blob_abort,
   .blob_read = lmdb_blob_read,
   .blob_delete = lmdb_blob_delete,
+  .log_create_at = lmdb_log_create_at,
+  .blob_list = lmdb_blob_list,
 };
 
 SLUICE_PLUGIN_DEFINE (storage, lmdb, "0.1.0",

@@ -123,6 +123,17 @@ typedef struct {
   GBytes *(*blob_read) (gpointer self, const char *name, guint64 offset, gsize max_bytes,
                         guint64 *total_size, GError **error);
   gboolean (*blob_delete) (gpointer self, const char *name, GError **error);
+
+  /* --- appended after ABI 1.0: optional (may be NULL); check vtable_size --- */
+  /* Create an empty log whose first and next offset is `next_offset`, so
+   * that a log copied from another store keeps its offsets (`sluiced
+   * --migrate`). EXISTS when the log exists and its next offset differs. */
+  gboolean (*log_create_at) (gpointer self, const SluiceLogId *log, gint64 next_offset,
+                             GError **error);
+  /* Every committed blob whose name starts with `prefix`, in name order:
+   * appends the names (char *, transfer full) to `names_out`. */
+  gboolean (*blob_list) (gpointer self, const char *prefix, GPtrArray *names_out,
+                         GError **error);
 } SluiceStorageVTable;
 
 G_END_DECLS

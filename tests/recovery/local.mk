@@ -12,3 +12,8 @@ recovery_storage_tests = \
 	tests/recovery/test-disk-full.py
 TESTS += $(recovery_storage_tests)
 dist_noinst_SCRIPTS += $(recovery_storage_tests)
+
+# sluiced --migrate between storage-file and storage-lmdb, both ways.
+migrate_tests = tests/interop/test-migrate.py
+TESTS += $(migrate_tests)
+dist_noinst_SCRIPTS += $(migrate_tests)
