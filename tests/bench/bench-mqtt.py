@@ -32,6 +32,7 @@ import itertools
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -176,7 +177,7 @@ class Sluiced:
         self.mode = mode          # anonymous | policy | device
         self.key = st.new_key()
         self.hub = None
-        self.durable_refused = None
+        self.stream_bytes = 0
         self.starts = 0
         self.devices = {}
 
@@ -279,6 +280,15 @@ class Sluiced:
         code = self.hub.stop() if self.hub else 0
         if code != 0:
             note("sluiced exited with %s:\n%s" % (code, self.hub.log_tail()))
+        if self.hub is not None:
+            # What the bench stream holds (storage-file's layout), as evidence
+            # that the mapping appended; then the space goes back.
+            logs = os.path.join(self.hub.data_dir, "logs", "bench")
+            self.stream_bytes = sum(os.path.getsize(os.path.join(d, f))
+                                    for d, _, files in os.walk(logs)
+                                    for f in files if f.endswith(".log"))
+            if not os.environ.get("SLUICE_KEEP_TMP"):
+                shutil.rmtree(self.hub.data_dir, ignore_errors=True)
         self.hub = None
         return code
 
@@ -323,8 +333,10 @@ class Runner:
             subs = 0
         base, env = broker.client_args(scenario, durable)
         if self.args.warmup > 0:
-            self.run(broker, base + self.load_args(scenario, pubs, subs, self.args.warmup),
-                     env, self.args.warmup + 120)
+            w = self.run(broker, base + self.load_args(scenario, pubs, subs, self.args.warmup),
+                         env, self.args.warmup + 120)
+            if w.get("error"):
+                note("%s %s warm-up: %s" % (name, broker.name, w["error"]))
         cpu0 = cpu_seconds(broker.pid)
         r = self.run(broker, base + self.load_args(scenario, pubs, subs, self.args.seconds),
                      env, self.args.seconds + 180)
@@ -477,6 +489,11 @@ def main():
                 finally:
                     code = broker.stop()
                 r.update(run=run, scenario=name, broker=bname, code=code)
+                if bname == "sluiced" and durable and mode != "device":
+                    r["stream_bytes"] = broker.stream_bytes
+                    note("%s sluiced: stream bench holds %.1f MB for %d acknowledged publishes "
+                         "(warm-up included)" % (name, broker.stream_bytes / 1e6,
+                                                 r.get("published", 0)))
                 rows.append(r)
                 note("%-12s %-10s pub %9.0f/s  recv %9.0f/s  lost %d  p50 %s ms  p99 %s ms  "
                      "cpu %.1f s (generator %.1f s)  hwm %d MB%s" % (
@@ -552,6 +569,11 @@ def report(rows, runner, args, brokers, scenarios, mode):
                 fmt(ratio, "%.2f") if bname != "mosquitto" else "1.00"))
             if errors:
                 verdicts.append("warning: %s %s: %s" % (name, bname, "; ".join(errors)))
+            short = [r for r in rs if "stream_bytes" in r
+                     and r["stream_bytes"] < r.get("published", 0) * PAYLOAD]
+            if short:
+                verdicts.append("warning: %s sluiced: the bench stream holds fewer bytes than "
+                                "the acknowledged payloads; is [mqtt-map.bench] in effect?" % name)
             if bname == "sluiced":
                 if ratio is None:
                     verdicts.append("target %s >= %.1fx mosquitto: not measured (%s)"

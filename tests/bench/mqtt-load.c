@@ -414,13 +414,16 @@ raw_wait_for (RawConn *r, guint8 want, guint8 *rc, gint64 deadline)
 
       if (raw_next_packet (r, 0, &first, &body, &body_len, &total))
         {
-          if ((first >> 4) == want)
-            *rc = body_len > 0 ? body[body_len - 1] : 0xff;
-          if (want == 2 && body_len >= 2)   /* CONNACK: flags, return code */
-            *rc = body[1];
+          gboolean found = (first >> 4) == want;
+
+          /* CONNACK: flags, return code; SUBACK: packet id, [properties,]
+           * one return code per filter (we send one). */
+          if (found)
+            *rc = want == 2 ? (body_len >= 2 ? body[1] : 0xff)
+                            : (body_len >= 3 ? body[body_len - 1] : 0xff);
           memmove (r->buf, r->buf + total, r->len - total);
           r->len -= total;
-          if ((first >> 4) == want)
+          if (found)
             return TRUE;
           continue;
         }
@@ -467,13 +470,13 @@ raw_consume (Client *c, RawConn *r)
   while (raw_next_packet (r, at, &first, &body, &body_len, &total))
     {
       at += total;
-      if ((first >> 4) == 3)
+      if ((first >> 4) == 3 && body_len >= 2)
         {
           guint qos = (first >> 1) & 3;
           gsize off = 2 + ((gsize) body[0] << 8 | body[1]);
           guint8 ack[4] = { 0x40, 2, 0, 0 };
 
-          if (qos > 0)
+          if (qos > 0 && off + 2 <= body_len)
             {
               memcpy (ack + 2, body + off, 2);
               g_byte_array_append (r->out, ack, 4);
@@ -600,7 +603,6 @@ out:
 
 /* --- client threads --- */
 
-
 /* Runs the client's loop until `done` says so or `deadline` (monotonic ns)
  * passes; FALSE when the connection failed (the error is recorded). */
 static gboolean
@@ -665,6 +667,7 @@ static void
 publish_loop (Client *c)
 {
   g_autofree guint8 *payload = g_malloc0 (opt_size);
+  int rc;
 
   memset (payload + HEADER_SIZE, 'x', opt_size - HEADER_SIZE);
   while (atomic_load (&phase) == PHASE_RUNNING
@@ -674,8 +677,6 @@ publish_loop (Client *c)
        * (libmosquitto writes at once outside its own thread). */
       for (int i = 0; i < 64; i++)
         {
-          int rc;
-
           if (opt_count > 0 && c->published >= (guint64) opt_count)
             break;
           if (opt_qos == 0 ? mosquitto_want_write (c->mosq)
@@ -691,10 +692,11 @@ publish_loop (Client *c)
             }
           c->published++;
         }
-      if (mosquitto_loop (c->mosq, 10, 1) != MOSQ_ERR_SUCCESS)
+      rc = mosquitto_loop (c->mosq, 10, 1);
+      if (rc != MOSQ_ERR_SUCCESS)
         {
-          client_fail (c, g_strdup_printf ("%s: connection lost while publishing",
-                                           c->client_id));
+          client_fail (c, g_strdup_printf ("%s: connection lost while publishing: %s",
+                                           c->client_id, mosquitto_strerror (rc)));
           return;
         }
     }
