@@ -50,7 +50,11 @@ plugins_transport_kafka_transport_kafka_la_LIBADD = \
 # transport and directly by their unit tests.
 kafka_logic_sources = \
 	plugins/transport-kafka/kafka-sasl.h \
-	plugins/transport-kafka/kafka-sasl.c
+	plugins/transport-kafka/kafka-sasl.c \
+	plugins/transport-kafka/kafka-groups.h \
+	plugins/transport-kafka/kafka-groups.c \
+	plugins/transport-kafka/kafka-producers.h \
+	plugins/transport-kafka/kafka-producers.c
 noinst_LTLIBRARIES += plugins/transport-kafka/libkafka-logic.la
 plugins_transport_kafka_libkafka_logic_la_SOURCES = $(kafka_logic_sources)
 plugins_transport_kafka_libkafka_logic_la_CFLAGS = $(AM_CFLAGS) \
@@ -66,3 +70,15 @@ plugins_transport_kafka_tests_test_kafka_sasl_SOURCES = \
 	plugins/transport-kafka/tests/test-kafka-sasl.c
 plugins_transport_kafka_tests_test_kafka_sasl_CFLAGS = $(kafka_logic_test_cflags)
 plugins_transport_kafka_tests_test_kafka_sasl_LDADD = $(kafka_logic_test_ldadd)
+check_PROGRAMS += plugins/transport-kafka/tests/test-kafka-groups \
+	plugins/transport-kafka/tests/test-kafka-producers
+TESTS += plugins/transport-kafka/tests/test-kafka-groups \
+	plugins/transport-kafka/tests/test-kafka-producers
+plugins_transport_kafka_tests_test_kafka_groups_SOURCES = \
+	plugins/transport-kafka/tests/test-kafka-groups.c
+plugins_transport_kafka_tests_test_kafka_groups_CFLAGS = $(kafka_logic_test_cflags)
+plugins_transport_kafka_tests_test_kafka_groups_LDADD = $(kafka_logic_test_ldadd)
+plugins_transport_kafka_tests_test_kafka_producers_SOURCES = \
+	plugins/transport-kafka/tests/test-kafka-producers.c
+plugins_transport_kafka_tests_test_kafka_producers_CFLAGS = $(kafka_logic_test_cflags)
+plugins_transport_kafka_tests_test_kafka_producers_LDADD = $(kafka_logic_test_ldadd)
