@@ -271,6 +271,9 @@ on_message (struct mosquitto *mosq, void *data, const struct mosquitto_message *
 static void
 client_fail (Client *c, char *error)
 {
+  /* A publisher's rate counts until its connection failed. */
+  if (c->flushed_ns == 0)
+    c->flushed_ns = now_ns ();
   g_free (c->error);
   c->error = error;
   atomic_store (&c->state, -1);
