@@ -1,15 +1,18 @@
-/* bench-append — stream append throughput through the host API, beside the
- * machine's own numbers measured in the same run:
+/* bench-append — stream append throughput through the host API, for each
+ * storage backend (file, lmdb), beside the machine's own numbers measured in
+ * the same run:
  *
- *   records  100-byte records in batches of 1,000, durability `interval`,
- *            timed up to and including the final fsync (a graceful stop);
- *   large    1 MiB batches, same;
+ *   volume   records of 100 bytes (batches of 1,000) and of 10 KB (batches
+ *            of 100, about 1 MB), under each durability policy (none,
+ *            interval, batch), 32 appends in flight, timed up to and
+ *            including the final fsync (a graceful stop);
+ *   group    durability `batch`, 64 concurrent appenders of one record each
+ *            (100 B and 10 KB): acks/s, fsyncs/s and records per fsync;
  *   dd       `dd bs=1M conv=fdatasync` of the same volume on the same disk;
- *   group    durability `batch`, 64 concurrent appenders (each keeps one
- *            append in flight): acks/s, fsyncs/s and appends per fsync;
  *   fsync    the disk's rate of appending 4 KiB writes + fdatasync.
  *
- * Output: one `key=value` line per measurement, for tests/bench/run.sh.
+ * Output: one `key=value` line per measurement (keys like
+ * `lmdb_10000_interval_mbps`), for tests/bench/run-append.py.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "host-internal.h"
 
@@ -21,17 +24,20 @@
 #define KEY "YmVuY2gtcG9saWN5LWtleS0wMTIzNDU2Nzg5YWJjZGU="
 
 static SluiceHost *
-start_host (const char *dir)
+start_host (const char *dir, const char *backend)
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *text = g_strdup_printf (
-    "[hub]\ndata-dir = %s\nworkers = 1\n[storage]\nplugin = file\n"
+    "[hub]\ndata-dir = %s\nworkers = 1\n[storage]\nplugin = %s\n"
     "[auth]\nchain = key\n[auth.key]\nplugin = key\n"
     "[policy.bench]\nprimary-key = " KEY "\nrights = Send;Listen\n"
+    "[stream.none]\npartitions = 1\ndurability = none\nmax-message = 2MiB\n"
+    "retention-time = 0\n"
     "[stream.interval]\npartitions = 1\ndurability = interval\ninterval = 200ms\n"
     "max-message = 2MiB\nretention-time = 0\n"
-    "[stream.batch]\npartitions = 1\ndurability = batch\nretention-time = 0\n",
-    dir);
+    "[stream.batch]\npartitions = 1\ndurability = batch\nmax-message = 2MiB\n"
+    "retention-time = 0\n",
+    dir, backend);
   SluiceConfig *config = sluice_config_load_from_data ("bench.conf", text, &error);
   SluiceHost *host;
 
@@ -115,22 +121,27 @@ now_s (void)
 }
 
 static void
-run_volume (const char *dir, const char *name, guint records, gsize record_size,
+run_volume (const char *dir, const char *backend, const char *policy, gsize record_size,
             guint64 volume)
 {
-  g_autofree char *sub = g_build_filename (dir, name, NULL);
+  g_autofree char *sub = g_build_filename (dir, backend, NULL);
+  g_autofree char *name = g_strdup_printf ("%s_%zu_%s", backend, record_size, policy);
   SluiceHost *host;
   g_autoptr (SluicePrincipal) who = sluice_principal_new (SLUICE_PRINCIPAL_POLICY, "bench",
                                                           SLUICE_RIGHT_SEND, NULL, 0, "bench");
+  SluiceCounter *fsyncs;
+  guint records = record_size <= 100 ? 1000 : 100;
   Pump p = { 0 };
   gsize batch_len;
+  gint64 syncs;
   double t0, t1;
 
   g_mkdir_with_parents (sub, 0755);
-  host = start_host (sub);
+  host = start_host (sub, backend);
+  fsyncs = sluice_host_counter (host, "sluice_fsyncs_total", NULL);
   p.host = host;
   p.who = who;
-  p.stream = "interval";
+  p.stream = policy;
   p.batch = make_batch (records, record_size);
   g_bytes_get_data (p.batch, &batch_len);
   p.to_send = MAX (volume / batch_len, 1);
@@ -139,13 +150,15 @@ run_volume (const char *dir, const char *name, guint records, gsize record_size,
   pump_fill (&p);
   while (p.acked < p.to_send)
     g_main_context_iteration (NULL, TRUE);
+  syncs = sluice_counter_get (fsyncs);
   /* The final fsync is part of the time. */
   sluice_host_stop (host);
   t1 = now_s ();
   g_print ("%s_records=%" G_GUINT64_FORMAT " %s_bytes=%" G_GUINT64_FORMAT
-           " %s_seconds=%.3f %s_mbps=%.1f %s_records_per_s=%.0f\n",
-           name, p.to_send * records, name, p.to_send * batch_len, name, t1 - t0, name,
-           p.to_send * batch_len / (t1 - t0) / 1e6, name, p.to_send * records / (t1 - t0));
+           " %s_seconds=%.3f %s_mbps=%.1f %s_records_per_s=%.0f %s_fsyncs=%" G_GINT64_FORMAT
+           "\n", name, p.to_send * records, name, p.to_send * batch_len, name, t1 - t0, name,
+           p.to_send * batch_len / (t1 - t0) / 1e6, name, p.to_send * records / (t1 - t0),
+           name, syncs);
   if (p.failed)
     g_error ("appends failed");
   sluice_host_free (host);
@@ -199,9 +212,11 @@ run_fsync_rate (const char *dir, double seconds)
 }
 
 static void
-run_group (const char *dir, guint appenders, double seconds)
+run_group (const char *dir, const char *backend, gsize record_size, guint appenders,
+           double seconds)
 {
   g_autofree char *sub = g_build_filename (dir, "group", NULL);
+  g_autofree char *name = g_strdup_printf ("%s_%zu_group", backend, record_size);
   SluiceHost *host;
   g_autoptr (SluicePrincipal) who = sluice_principal_new (SLUICE_PRINCIPAL_POLICY, "bench",
                                                           SLUICE_RIGHT_SEND, NULL, 0, "bench");
@@ -212,12 +227,12 @@ run_group (const char *dir, guint appenders, double seconds)
   guint64 acked0;
 
   g_mkdir_with_parents (sub, 0755);
-  host = start_host (sub);
+  host = start_host (sub, backend);
   fsyncs = sluice_host_counter (host, "sluice_fsyncs_total", NULL);
   p.host = host;
   p.who = who;
   p.stream = "batch";
-  p.batch = make_batch (1, 100);
+  p.batch = make_batch (1, record_size);
   p.to_send = G_MAXUINT64;
   p.max_inflight = appenders;
   pump_fill (&p);
@@ -233,9 +248,10 @@ run_group (const char *dir, guint appenders, double seconds)
   {
     guint64 acks = p.acked - acked0;
     gint64 syncs = sluice_counter_get (fsyncs) - f0;
-    g_print ("group_appenders=%u group_acks_per_s=%.0f group_fsyncs_per_s=%.0f "
-             "group_acks_per_fsync=%.1f\n",
-             appenders, acks / (t1 - t0), syncs / (t1 - t0), syncs ? (double) acks / syncs : 0);
+    /* One record per append: records per fsync = acks per fsync. */
+    g_print ("%s_appenders=%u %s_acks_per_s=%.0f %s_fsyncs_per_s=%.0f "
+             "%s_records_per_fsync=%.1f\n", name, appenders, name, acks / (t1 - t0), name,
+             syncs / (t1 - t0), name, syncs ? (double) acks / syncs : 0);
   }
   p.to_send = p.sent; /* stop refilling */
   while (p.inflight > 0)
@@ -249,18 +265,27 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *dir = NULL;
+  g_autofree char *backends_arg = NULL;
+  g_autofree char *policies_arg = NULL;
+  g_autofree char *only = NULL;
   gint64 volume_mib = 512;
   double seconds = 3;
-  g_autofree char *only = NULL;
   GOptionEntry entries[] = {
     { "dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Scratch directory on the disk to measure", "DIR" },
     { "volume-mib", 0, 0, G_OPTION_ARG_INT64, &volume_mib, "MiB written per volume run", "N" },
     { "seconds", 0, 0, G_OPTION_ARG_DOUBLE, &seconds, "Length of timed loops", "S" },
-    { "only", 0, 0, G_OPTION_ARG_STRING, &only, "records|large|dd|group|fsync", "NAME" },
+    { "backends", 0, 0, G_OPTION_ARG_STRING, &backends_arg, "Storage plugins (file,lmdb)",
+      "LIST" },
+    { "policies", 0, 0, G_OPTION_ARG_STRING, &policies_arg,
+      "Durability policies of the volume runs (none,interval,batch)", "LIST" },
+    { "only", 0, 0, G_OPTION_ARG_STRING, &only, "volume|group|dd|fsync", "NAME" },
     { NULL }
   };
+  static const gsize sizes[] = { 100, 10000 };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- Sluice append benchmark");
   g_autoptr (GError) error = NULL;
+  g_auto (GStrv) backends = NULL;
+  g_auto (GStrv) policies = NULL;
   struct rusage ru;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
@@ -270,6 +295,8 @@ main (int argc, char **argv)
   if (!dir)
     dir = g_dir_make_tmp ("sluice-bench-XXXXXX", &error);
   g_mkdir_with_parents (dir, 0755);
+  backends = g_strsplit (backends_arg ? backends_arg : "file,lmdb", ",", -1);
+  policies = g_strsplit (policies_arg ? policies_arg : "none,interval,batch", ",", -1);
 
   /* On a VM the first pass over fresh page-cache memory is several times
    * slower than the next ones: an unreported warm-up pass makes dd and
@@ -277,14 +304,17 @@ main (int argc, char **argv)
   run_dd (dir, volume_mib << 20, FALSE);
   if (!only || g_str_equal (only, "dd"))
     run_dd (dir, volume_mib << 20, TRUE);
-  if (!only || g_str_equal (only, "records"))
-    run_volume (dir, "records", 1000, 100, volume_mib << 20);
-  if (!only || g_str_equal (only, "large"))
-    run_volume (dir, "large", 1024, 1000, volume_mib << 20);
   if (!only || g_str_equal (only, "fsync"))
     run_fsync_rate (dir, seconds);
-  if (!only || g_str_equal (only, "group"))
-    run_group (dir, 64, seconds);
+  for (guint b = 0; backends[b] != NULL; b++)
+    for (guint z = 0; z < G_N_ELEMENTS (sizes); z++)
+      {
+        if (!only || g_str_equal (only, "volume"))
+          for (guint k = 0; policies[k] != NULL; k++)
+            run_volume (dir, backends[b], policies[k], sizes[z], volume_mib << 20);
+        if (!only || g_str_equal (only, "group"))
+          run_group (dir, backends[b], sizes[z], 64, seconds);
+      }
   getrusage (RUSAGE_SELF, &ru);
   g_print ("max_rss_kib=%ld\n", ru.ru_maxrss);
   return 0;
