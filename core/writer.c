@@ -54,6 +54,10 @@ struct _SluiceWriter {
   GThread *sync_thread;
   GHashTable *interval_dirty;          /* SluicePartition* -> end (sync thread) */
   gint64 interval_due;                 /* monotonic µs; 0: none (sync thread) */
+  /* Deletes wait for their answer, so they are queued only while the
+   * writer will still drain the queue. */
+  GMutex delete_lock;
+  gboolean closed;
 };
 
 /* What the writer hands the sync thread after one group. */
@@ -616,6 +620,9 @@ writer_thread (gpointer data)
   }
 
   /* Anything queued after the stop marker is refused, never dropped silently. */
+  g_mutex_lock (&w->delete_lock);
+  w->closed = TRUE;
+  g_mutex_unlock (&w->delete_lock);
   {
     g_autoptr (GPtrArray) late = g_ptr_array_new ();
     HostAppend *item;
@@ -651,6 +658,7 @@ host_writer_new (SluiceHost *host)
   w->sync_queue = g_async_queue_new ();
   w->touched = g_hash_table_new (NULL, NULL);
   w->interval_dirty = g_hash_table_new (NULL, NULL);
+  g_mutex_init (&w->delete_lock);
   w->sync_thread = g_thread_new ("sluice-sync", sync_thread, w);
   w->thread = g_thread_new ("sluice-writer", writer_thread, w);
   return w;
@@ -697,6 +705,7 @@ host_writer_free (SluiceWriter *w)
       sluice_stream_unref (((SluicePartition *) p)->stream);
   }
   g_hash_table_unref (w->interval_dirty);
+  g_mutex_clear (&w->delete_lock);
   g_free (w);
 }
 
@@ -741,9 +750,12 @@ host_writer_delete_stream (SluiceWriter *w, SluiceStream *stream, GError **error
   HostAppend *item;
   gboolean ok;
 
-  /* After the stop nobody would answer. */
-  if (w->thread == NULL)
+  /* Once the writer drained its queue for the last time nobody would
+   * answer: refuse instead of waiting forever. */
+  g_mutex_lock (&w->delete_lock);
+  if (w->closed)
     {
+      g_mutex_unlock (&w->delete_lock);
       g_set_error_literal (error, SLUICE_ERROR, SLUICE_ERROR_SHUTTING_DOWN,
                            "the hub is shutting down");
       return FALSE;
@@ -753,6 +765,7 @@ host_writer_delete_stream (SluiceWriter *w, SluiceStream *stream, GError **error
   item->stream = sluice_stream_ref (stream);
   item->reply = g_async_queue_ref (reply);
   g_async_queue_push (w->queue, item);
+  g_mutex_unlock (&w->delete_lock);
   item = g_async_queue_pop (reply);
   ok = item->error == NULL;
   if (!ok)
