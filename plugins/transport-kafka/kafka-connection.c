@@ -29,6 +29,7 @@ struct _KafkaConn {
   GQueue pending;                /* KafkaPending*, request order */
   char *broker_host;
   gint32 broker_port;
+  gpointer sasl;                 /* kafka-handlers-sasl.c */
 };
 
 struct _KafkaPending {
@@ -54,8 +55,15 @@ kafka_conn_unref (KafkaConn *conn)
   if (--conn->ref_count > 0)
     return;
   g_clear_pointer (&conn->principal, sluice_principal_unref);
+  g_clear_pointer (&conn->sasl, kafka_sasl_session_free);
   g_free (conn->broker_host);
   g_free (conn);
+}
+
+gpointer *
+kafka_conn_sasl_slot (KafkaConn *conn)
+{
+  return &conn->sasl;
 }
 
 KafkaTransport *
@@ -315,10 +323,30 @@ conn_queue (KafkaConn *conn, const KafkaRequestHeader *header)
   KafkaPending *pending = g_new0 (KafkaPending, 1);
 
   pending->conn = kafka_conn_ref (conn);
-  pending->api_key = header->api_key;
-  pending->correlation_id = header->correlation_id;
+  pending->api_key = header != NULL ? header->api_key : -1;
+  pending->correlation_id = header != NULL ? header->correlation_id : -1;
   g_queue_push_tail (&conn->pending, pending);
   return pending;
+}
+
+KafkaPending *
+kafka_conn_queue_raw (KafkaConn *conn)
+{
+  return conn_queue (conn, NULL);
+}
+
+void
+kafka_pending_complete_bytes (KafkaPending *pending, GBytes *frame)
+{
+  KafkaConn *conn = pending->conn;
+
+  g_return_if_fail (!pending->done);
+  pending->done = TRUE;
+  pending->segments = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_ptr_array_add (pending->segments, g_bytes_ref (frame));
+  kafka_conn_ref (conn);
+  conn_flush (conn);
+  kafka_conn_unref (conn);
 }
 
 /* One whole frame (without its size field). FALSE: the connection is being
@@ -327,11 +355,16 @@ static gboolean
 conn_handle_frame (KafkaConn *conn, const guint8 *data, gsize len)
 {
   KafkaTransport *transport = conn->transport;
-  g_autoptr (GBytes) frame = g_bytes_new (data, len);
-  KafkaRequest *request = kafka_request_new (frame);
+  g_autoptr (GBytes) frame = NULL;
+  KafkaRequest *request;
   g_autoptr (GError) error = NULL;
   KafkaHandlerFunc handler = NULL;
   gint16 min = 0, max = -1;
+
+  if (conn->sasl != NULL && kafka_sasl_take_raw_frame (conn, data, len))
+    return !conn->closing;
+  frame = g_bytes_new (data, len);
+  request = kafka_request_new (frame);
 
   if (kafka_request_decode (request, &error))
     {

@@ -405,6 +405,8 @@ static const struct {
   { KAFKA_API_FETCH, 4, 11, kafka_handle_fetch },
   { KAFKA_API_LIST_OFFSETS, 1, 5, kafka_handle_list_offsets },
   { KAFKA_API_METADATA, 0, 8, handle_metadata },
+  { KAFKA_API_SASL_AUTHENTICATE, 0, 1, kafka_handle_sasl_authenticate },
+  { KAFKA_API_SASL_HANDSHAKE, 0, 1, kafka_handle_sasl_handshake },
   { KAFKA_API_API_VERSIONS, 0, 3, handle_api_versions },
 };
 

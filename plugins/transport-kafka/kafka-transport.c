@@ -3,6 +3,7 @@
  * request pipeline of kafka-connection.c on the codec of kafka-protocol.h.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "kafka-transport.h"
+#include "kafka-sasl.h"
 
 #include <string.h>
 
@@ -79,14 +80,54 @@ transport_counter (SluiceHost *host, const char *instance, const char *name, con
 }
 
 static void
+wipe_free (gpointer data)
+{
+  char *secret = data;
+
+  if (secret != NULL)
+    memset (secret, 0, strlen (secret));
+  g_free (secret);
+}
+
+static void
 kafka_transport_free (KafkaTransport *transport)
 {
   g_free (transport->instance_name);
   g_free (transport->cluster_id);
-  if (transport->anonymous_key != NULL)
-    memset (transport->anonymous_key, 0, strlen (transport->anonymous_key));
-  g_free (transport->anonymous_key);
+  wipe_free (transport->anonymous_key);
+  g_clear_pointer (&transport->policy_keys, g_hash_table_unref);
+  g_clear_pointer (&transport->scram_secrets, g_hash_table_unref);
   g_free (transport);
+}
+
+/* Every [policy.NAME]'s primary key: SCRAM users are policies, and their
+ * verifiers are derived from the key (WIRE.md). */
+static gboolean
+load_policy_keys (KafkaTransport *transport, SluiceConfig *config, GError **error)
+{
+  g_auto (GStrv) sections = sluice_config_list_sections (config, "policy.");
+
+  transport->policy_keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, wipe_free);
+  for (guint i = 0; sections != NULL && sections[i] != NULL; i++)
+    {
+      PolicyKeys keys = { 0 };
+
+      if (!sluice_config_parse_section (config, sections[i], policy_keys, NULL, &keys, error))
+        {
+          sluice_options_clear (policy_keys, &keys);
+          return FALSE;
+        }
+      if (keys.primary_key != NULL)
+        g_hash_table_insert (transport->policy_keys,
+                             g_strdup (sections[i] + strlen ("policy.")),
+                             g_strdup (keys.primary_key));
+      if (keys.primary_key != NULL)
+        memset (keys.primary_key, 0, strlen (keys.primary_key));
+      if (keys.secondary_key != NULL)
+        memset (keys.secondary_key, 0, strlen (keys.secondary_key));
+      sluice_options_clear (policy_keys, &keys);
+    }
+  return TRUE;
 }
 
 static gpointer
@@ -108,37 +149,24 @@ kafka_create (SluiceHost *host, const SluiceTransportConfig *config, const void 
   /* Kafka clients only compare it; one per hub name. */
   transport->cluster_id = g_strdup_printf ("sluice-%s", sluice_host_get_hostname (host));
 
+  if (!load_policy_keys (transport, config->config, error))
+    {
+      kafka_transport_free (transport);
+      return NULL;
+    }
   if (opts->anonymous_policy != NULL)
     {
-      g_autofree char *section = g_strdup_printf ("policy.%s", opts->anonymous_policy);
-      PolicyKeys keys = { 0 };
-      g_autoptr (GError) local_error = NULL;
-      g_auto (GStrv) sections = sluice_config_list_sections (config->config, "policy.");
+      const char *key = g_hash_table_lookup (transport->policy_keys, opts->anonymous_policy);
 
-      if (!g_strv_contains ((const char *const *) sections, section))
+      if (key == NULL)
         {
           g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
-                       "anonymous-policy: no [%s] section (value '%s')", section,
-                       opts->anonymous_policy);
+                       "anonymous-policy: no [policy.%s] with a primary-key (value '%s')",
+                       opts->anonymous_policy, opts->anonymous_policy);
           kafka_transport_free (transport);
           return NULL;
         }
-      if (!sluice_config_parse_section (config->config, section, policy_keys, NULL, &keys,
-                                        &local_error)
-          || keys.primary_key == NULL)
-        {
-          g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
-                       "anonymous-policy: [%s] has no usable primary-key (value '%s')",
-                       section, opts->anonymous_policy);
-          sluice_options_clear (policy_keys, &keys);
-          kafka_transport_free (transport);
-          return NULL;
-        }
-      transport->anonymous_key = g_strdup (keys.primary_key);
-      memset (keys.primary_key, 0, strlen (keys.primary_key));
-      if (keys.secondary_key != NULL)
-        memset (keys.secondary_key, 0, strlen (keys.secondary_key));
-      sluice_options_clear (policy_keys, &keys);
+      transport->anonymous_key = g_strdup (key);
     }
 
   transport->connections = sluice_host_gauge (host, gauge, "Open Kafka connections");
@@ -153,9 +181,77 @@ kafka_create (SluiceHost *host, const SluiceTransportConfig *config, const void 
   return transport;
 }
 
+static void
+scram_stored (const GError *error, gpointer user_data)
+{
+  g_autofree char *key = user_data;
+
+  if (error != NULL)
+    g_warning ("storing the SCRAM verifier %s: %s", key, error->message);
+}
+
+void
+kafka_scram_load (KafkaTransport *transport)
+{
+  static const KafkaScramMechanism mechs[] = { KAFKA_SCRAM_SHA_256, KAFKA_SCRAM_SHA_512 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) stored = sluice_host_kv_scan_sync (transport->host,
+                                                           transport->instance_name,
+                                                           "scram/", &error);
+  g_autoptr (GHashTable) found = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                        (GDestroyNotify) kafka_scram_secret_free);
+  GHashTableIter it;
+  gpointer name, key;
+
+  if (stored == NULL)
+    sluice_warning (transport->instance_name, "reading the stored SCRAM verifiers: %s",
+                    error->message);
+  for (guint i = 0; stored != NULL && i < stored->len; i++)
+    {
+      SluiceKvPair *pair = stored->pdata[i];
+      KafkaScramSecret *secret = kafka_scram_secret_from_bytes (pair->value, NULL);
+
+      if (secret != NULL && g_str_has_prefix (pair->key, "scram/"))
+        g_hash_table_insert (found, g_strdup (pair->key + strlen ("scram/")), secret);
+      else if (secret != NULL)
+        kafka_scram_secret_free (secret);
+    }
+
+  transport->scram_secrets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                    (GDestroyNotify) kafka_scram_secret_free);
+  g_hash_table_iter_init (&it, transport->policy_keys);
+  while (g_hash_table_iter_next (&it, &name, &key))
+    for (guint m = 0; m < G_N_ELEMENTS (mechs); m++)
+      {
+        char *id = g_strdup_printf ("%s/%s", kafka_scram_mechanism_name (mechs[m]),
+                                    (const char *) name);
+        KafkaScramSecret *secret = g_hash_table_lookup (found, id);
+
+        if (secret != NULL && kafka_scram_secret_matches (secret, key))
+          g_hash_table_steal (found, id);
+        else
+          {
+            /* New policy or rotated key: a fresh salt, stored. */
+            g_autoptr (GBytes) bytes = NULL;
+            SluiceKvOp op = { 0 };
+            g_autofree char *kv_key = g_strdup_printf ("scram/%s", id);
+
+            secret = kafka_scram_secret_new (mechs[m], key, KAFKA_SCRAM_MIN_ITERATIONS);
+            bytes = kafka_scram_secret_to_bytes (secret);
+            op.type = SLUICE_KV_PUT;
+            op.key = kv_key;
+            op.value = bytes;
+            sluice_host_kv_commit (transport->host, transport->instance_name, &op, 1,
+                                   scram_stored, g_strdup (kv_key));
+          }
+        g_hash_table_insert (transport->scram_secrets, id, secret);
+      }
+}
+
 static gboolean
 kafka_start (gpointer self, GError **error)
 {
+  kafka_scram_load (self);
   return TRUE;
 }
 

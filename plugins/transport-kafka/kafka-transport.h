@@ -26,6 +26,12 @@ typedef struct {
   const KafkaOptions *options;   /* owned by the core until destroy */
   char *cluster_id;
   char *anonymous_key;           /* the anonymous policy's key, for the auth chain */
+  /* Policy name -> primary key as written ([policy.*]), to authenticate a
+   * SCRAM user through the auth chain once its proof is checked. */
+  GHashTable *policy_keys;
+  /* "MECHANISM/policy" -> KafkaScramSecret*, loaded or derived at start and
+   * read-only afterwards (workers look them up without a lock). */
+  GHashTable *scram_secrets;
   SluiceCounter *connections;    /* gauge */
   SluiceCounter *requests;
   SluiceCounter *malformed;
@@ -76,6 +82,24 @@ typedef void (*KafkaHandlerFunc) (KafkaConn *conn, KafkaPending *pending,
  * the highest version we answer (<= the codec's). */
 KafkaHandlerFunc kafka_handler_lookup (gint16 api_key, gint16 *min_version,
                                        gint16 *max_version);
+/* kafka-handlers-sasl.c */
+void kafka_handle_sasl_handshake (KafkaConn *conn, KafkaPending *pending,
+                                  KafkaRequest *request);
+void kafka_handle_sasl_authenticate (KafkaConn *conn, KafkaPending *pending,
+                                     KafkaRequest *request);
+/* After a SaslHandshake, a frame that is a bare SASL token (handshake v0,
+ * or clients such as kafka-python that send tokens unwrapped) is handled
+ * here: TRUE when it was. */
+gboolean kafka_sasl_take_raw_frame (KafkaConn *conn, const guint8 *data, gsize len);
+/* The connection's SASL exchange state (owned by kafka-handlers-sasl.c). */
+gpointer *kafka_conn_sasl_slot (KafkaConn *conn);
+void kafka_sasl_session_free (gpointer session);
+/* Queue an answer that is not a Kafka response (a raw SASL token frame). */
+KafkaPending *kafka_conn_queue_raw (KafkaConn *conn);
+void kafka_pending_complete_bytes (KafkaPending *pending, GBytes *frame);
+/* kafka-transport.c: derive or load the SCRAM verifiers (main thread). */
+void kafka_scram_load (KafkaTransport *transport);
+
 /* kafka-handlers-fetch.c */
 void kafka_handle_fetch (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
 void kafka_handle_list_offsets (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);

@@ -35,14 +35,16 @@ kafka_transport_sources = \
 	plugins/transport-kafka/kafka-transport.c \
 	plugins/transport-kafka/kafka-connection.c \
 	plugins/transport-kafka/kafka-handlers.c \
-	plugins/transport-kafka/kafka-handlers-fetch.c
+	plugins/transport-kafka/kafka-handlers-fetch.c \
+	plugins/transport-kafka/kafka-handlers-sasl.c
 plugins_LTLIBRARIES += plugins/transport-kafka/transport-kafka.la
 plugins_transport_kafka_transport_kafka_la_SOURCES = $(kafka_transport_sources)
 plugins_transport_kafka_transport_kafka_la_CFLAGS = $(AM_CFLAGS) \
 	-DG_LOG_DOMAIN=\"sluice-kafka\"
 plugins_transport_kafka_transport_kafka_la_LDFLAGS = $(sluice_plugin_ldflags)
 plugins_transport_kafka_transport_kafka_la_LIBADD = \
-	plugins/transport-kafka/libkafka-codec.la $(sluice_plugin_libadd)
+	plugins/transport-kafka/libkafka-codec.la plugins/transport-kafka/libkafka-logic.la \
+	$(sluice_plugin_libadd)
 
 # kafka pure modules
 # SASL (PLAIN mapping, SCRAM server), the consumer-group coordinator and the
