@@ -30,6 +30,7 @@ struct _KafkaConn {
   char *broker_host;
   gint32 broker_port;
   gpointer sasl;                 /* kafka-handlers-sasl.c */
+  GList *group_waits;            /* kafka-handlers-groups.c */
 };
 
 struct _KafkaPending {
@@ -58,6 +59,18 @@ kafka_conn_unref (KafkaConn *conn)
   g_clear_pointer (&conn->sasl, kafka_sasl_session_free);
   g_free (conn->broker_host);
   g_free (conn);
+}
+
+void
+kafka_conn_track_wait (KafkaConn *conn, gpointer wait)
+{
+  conn->group_waits = g_list_prepend (conn->group_waits, wait);
+}
+
+void
+kafka_conn_untrack_wait (KafkaConn *conn, gpointer wait)
+{
+  conn->group_waits = g_list_remove (conn->group_waits, wait);
 }
 
 gpointer *
@@ -501,6 +514,14 @@ kafka_conn_closed (KafkaConn *conn)
   if (conn->watch_id != 0)
     sluice_host_unwatch_principal (transport->host, conn->watch_id);
   conn->watch_id = 0;
+  /* Joins and syncs waiting for other members are dropped. */
+  {
+    GList *waits = g_steal_pointer (&conn->group_waits);
+
+    for (GList *l = waits; l != NULL; l = l->next)
+      kafka_groups_forget_wait (transport, l->data);
+    g_list_free (waits);
+  }
   /* Long polls end now; their handlers complete the pending answers, which
    * hold their own refs and are dropped unwritten. */
   for (GList *l = conn->pending.head; l != NULL; l = l->next)

@@ -97,6 +97,8 @@ kafka_transport_free (KafkaTransport *transport)
   wipe_free (transport->anonymous_key);
   g_clear_pointer (&transport->policy_keys, g_hash_table_unref);
   g_clear_pointer (&transport->scram_secrets, g_hash_table_unref);
+  if (transport->groups != NULL)
+    kafka_groups_teardown (transport);
   g_free (transport);
 }
 
@@ -169,6 +171,7 @@ kafka_create (SluiceHost *host, const SluiceTransportConfig *config, const void 
       transport->anonymous_key = g_strdup (key);
     }
 
+  kafka_groups_setup (transport);
   transport->connections = sluice_host_gauge (host, gauge, "Open Kafka connections");
   transport->requests = transport_counter (host, name, "sluice_kafka_requests_total",
                                            "Kafka requests answered");

@@ -32,6 +32,13 @@ typedef struct {
   /* "MECHANISM/policy" -> KafkaScramSecret*, loaded or derived at start and
    * read-only afterwards (workers look them up without a lock). */
   GHashTable *scram_secrets;
+  /* The group coordinator (kafka-groups.c) and its timer; see
+   * kafka-handlers-groups.c. */
+  struct _KafkaGroups *groups;
+  GMutex groups_lock;
+  GSource *groups_timer;
+  gint64 groups_deadline;
+  gboolean groups_stopping;
   SluiceCounter *connections;    /* gauge */
   SluiceCounter *requests;
   SluiceCounter *malformed;
@@ -99,6 +106,24 @@ KafkaPending *kafka_conn_queue_raw (KafkaConn *conn);
 void kafka_pending_complete_bytes (KafkaPending *pending, GBytes *frame);
 /* kafka-transport.c: derive or load the SCRAM verifiers (main thread). */
 void kafka_scram_load (KafkaTransport *transport);
+
+/* kafka-handlers-groups.c */
+void kafka_groups_setup (KafkaTransport *transport);
+void kafka_groups_teardown (KafkaTransport *transport);
+void kafka_handle_find_coordinator (KafkaConn *conn, KafkaPending *pending,
+                                    KafkaRequest *request);
+void kafka_handle_join_group (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
+void kafka_handle_sync_group (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
+void kafka_handle_heartbeat (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
+void kafka_handle_leave_group (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
+void kafka_handle_offset_commit (KafkaConn *conn, KafkaPending *pending,
+                                 KafkaRequest *request);
+void kafka_handle_offset_fetch (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
+/* A JoinGroup / SyncGroup waiting in the coordinator, tracked by its
+ * connection so that closing drops it. */
+void kafka_conn_track_wait (KafkaConn *conn, gpointer wait);
+void kafka_conn_untrack_wait (KafkaConn *conn, gpointer wait);
+void kafka_groups_forget_wait (KafkaTransport *transport, gpointer wait);
 
 /* kafka-handlers-fetch.c */
 void kafka_handle_fetch (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);

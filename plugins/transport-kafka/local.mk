@@ -36,7 +36,8 @@ kafka_transport_sources = \
 	plugins/transport-kafka/kafka-connection.c \
 	plugins/transport-kafka/kafka-handlers.c \
 	plugins/transport-kafka/kafka-handlers-fetch.c \
-	plugins/transport-kafka/kafka-handlers-sasl.c
+	plugins/transport-kafka/kafka-handlers-sasl.c \
+	plugins/transport-kafka/kafka-handlers-groups.c
 plugins_LTLIBRARIES += plugins/transport-kafka/transport-kafka.la
 plugins_transport_kafka_transport_kafka_la_SOURCES = $(kafka_transport_sources)
 plugins_transport_kafka_transport_kafka_la_CFLAGS = $(AM_CFLAGS) \
