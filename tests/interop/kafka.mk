@@ -1,6 +1,8 @@
 # transport-kafka against a real sluiced: kcat, python3-kafka and
 # python3-confluent-kafka, a raw protocol client, and HTTPS -> Kafka.
 # SPDX-License-Identifier: Apache-2.0
-kafka_script_tests = tests/interop/test-kafka.py
+kafka_script_tests = \
+	tests/interop/test-kafka.py \
+	tests/interop/test-kafka-groups.py
 TESTS += $(kafka_script_tests)
 dist_noinst_SCRIPTS += $(kafka_script_tests)
