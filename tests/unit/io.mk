@@ -21,3 +21,10 @@ tests_unit_test_epoll_source_SOURCES = tests/unit/test-epoll-source.c \
 	core/epoll-source.h core/epoll-source.c
 tests_unit_test_epoll_source_CFLAGS = $(unit_io_cflags)
 tests_unit_test_epoll_source_LDADD = $(GLIB_LIBS)
+
+# Adopted connections (a fake carrier standing in for a WebSocket).
+check_PROGRAMS += tests/unit/test-io-carrier
+TESTS += tests/unit/test-io-carrier
+tests_unit_test_io_carrier_SOURCES = tests/unit/test-io-carrier.c $(unit_io_support)
+tests_unit_test_io_carrier_CFLAGS = $(unit_io_cflags)
+tests_unit_test_io_carrier_LDADD = $(unit_io_ldadd)
