@@ -533,8 +533,9 @@ def report(rows, runner, args, brokers, scenarios, mode):
           % (args.runs, args.seconds, args.warmup, PAYLOAD, os.cpu_count()))
     print()
     print("| scenario | broker | published/s | received/s | lost | p50 (ms) | p99 (ms) "
-          "| broker CPU (s) | msgs / CPU-s | peak RSS (MB) | generator CPU (s) | x mosquitto |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| broker CPU (s) | msgs / CPU-s | peak RSS (MB) | generator CPU (s) | x mosquitto "
+          "| runs with errors |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     verdicts = []
     for scenario in SCENARIOS:
         name, target = scenario[0], scenario[5]
@@ -555,7 +556,7 @@ def report(rows, runner, args, brokers, scenarios, mode):
                 label += " (stream, batch)"
             lost = max(r.get("lost", 0) for r in rs)
             errors = [r["error"] for r in rs if r.get("error")]
-            print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |" % (
                 label, bname, fmt(median(r.get("published_per_s") for r in rs)),
                 "-" if rs[0].get("publish_only") else fmt(median(r.get("received_per_s")
                                                                   for r in rs)),
@@ -566,7 +567,7 @@ def report(rows, runner, args, brokers, scenarios, mode):
                 fmt(median(r.get("per_cpu_s") for r in rs)),
                 fmt(median(r["rss_kb"] / 1024 for r in rs), "%.1f"),
                 fmt(median(r.get("load_cpu_seconds") for r in rs), "%.1f"),
-                fmt(ratio, "%.2f") if bname != "mosquitto" else "1.00"))
+                fmt(ratio, "%.2f") if bname != "mosquitto" else "1.00", len(errors)))
             if errors:
                 verdicts.append("warning: %s %s: %s" % (name, bname, "; ".join(errors)))
             short = [r for r in rs if "stream_bytes" in r
@@ -592,9 +593,10 @@ def report(rows, runner, args, brokers, scenarios, mode):
             if not rs:
                 continue
             per = median(r["per_conn"] for r in rs)
-            print("| idle %d connections | %s | - | - | - | - | - | - | - | %s | - | %s B/conn |" % (
-                IDLE, bname, fmt(median(r["rss_kb"] / 1024 for r in rs), "%.1f"), fmt(per)))
             bad = [r for r in rs if r["connected"] != IDLE or r.get("closed") or r.get("error")]
+            print("| idle %d connections | %s | - | - | - | - | - | - | - | %s | - | %s B/conn "
+                  "| %d |" % (IDLE, bname, fmt(median(r["rss_kb"] / 1024 for r in rs), "%.1f"),
+                              fmt(per), len(bad)))
             for r in bad:
                 verdicts.append("warning: idle %s run %d: %d of %d connected, %s closed, %s" % (
                     bname, r["run"] + 1, r["connected"], IDLE, r.get("closed"), r.get("error")))
@@ -605,7 +607,9 @@ def report(rows, runner, args, brokers, scenarios, mode):
                     else "NOT met"))
     print()
     print("received/s counts deliveries (each subscriber's copy); msgs / CPU-s is "
-          "deliveries (or, publish only, acknowledged publishes) per broker CPU-second.")
+          "deliveries (or, publish only, acknowledged publishes) per broker CPU-second; "
+          "lost is the worst run; a run with errors (a client's connection lost) still "
+          "counts in the medians, see the warnings.")
     if "sluiced" in brokers:
         print("sluiced access mode: %s" % mode)
     for v in verdicts:
