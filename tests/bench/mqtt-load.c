@@ -1001,6 +1001,40 @@ wait_publishers (Client *clients, gint64 until)
   g_mutex_unlock (&lock);
 }
 
+/* Until each subscriber has all `published` messages, or none arrived for
+ * --drain seconds. Polled: the subscribers do not signal each message. */
+static void
+wait_subscribers (Client *clients, guint64 published)
+{
+  guint64 last_total = G_MAXUINT64;
+  gint64 last_progress = now_ns ();
+
+  for (;;)
+    {
+      guint64 total = 0;
+      gboolean complete = TRUE;
+
+      for (guint i = opt_publishers; i < (guint) (opt_publishers + opt_subscribers); i++)
+        {
+          guint64 r = atomic_load (&clients[i].received);
+
+          total += r;
+          if (r < published && atomic_load (&clients[i].state) >= 0)
+            complete = FALSE;
+        }
+      if (complete)
+        return;
+      if (total != last_total)
+        {
+          last_total = total;
+          last_progress = now_ns ();
+        }
+      else if (now_ns () - last_progress > (gint64) (opt_drain * 1e9))
+        return;
+      g_usleep (20000);
+    }
+}
+
 static int
 load_main (GPtrArray *auth)
 {
@@ -1090,37 +1124,7 @@ load_main (GPtrArray *auth)
           t_pub = MAX (t_pub, clients[i].flushed_ns);
         }
 
-      /* The subscribers: until each has everything, or no progress for
-       * --drain seconds. */
-      {
-        guint64 last_total = G_MAXUINT64;
-        gint64 last_progress = now_ns ();
-
-        for (;;)
-          {
-            guint64 total = 0;
-            gboolean complete = TRUE;
-
-            for (guint i = opt_publishers; i < n; i++)
-              {
-                guint64 r = atomic_load (&clients[i].received);
-
-                total += r;
-                if (r < published && atomic_load (&clients[i].state) >= 0)
-                  complete = FALSE;
-              }
-            if (complete)
-              break;
-            if (total != last_total)
-              {
-                last_total = total;
-                last_progress = now_ns ();
-              }
-            else if (now_ns () - last_progress > (gint64) (opt_drain * 1e9))
-              break;
-            g_usleep (20000);
-          }
-      }
+      wait_subscribers (clients, published);
     }
   atomic_store (&phase, PHASE_FINISHED);
   for (guint i = 0; i < n; i++)
