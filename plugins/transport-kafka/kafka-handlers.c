@@ -214,6 +214,7 @@ typedef struct {
   KafkaProducePartitionResponse *slot;
   const char *stream;
   gboolean first;                /* the partition's first batch: its offset is answered */
+  KafkaProducerBatch batch;      /* idempotence fields (producer id -1: none) */
 } ProduceAppend;
 
 static void
@@ -244,6 +245,8 @@ produce_done (const SluiceAppendResult *result, const GError *error, gpointer us
   ProduceAppend *pa = user_data;
   ProduceOp *op = pa->op;
 
+  kafka_producers_batch_done (kafka_conn_get_transport (op->conn), pa->stream,
+                              pa->slot->partition, &pa->batch, error == NULL ? result : NULL);
   if (error != NULL)
     {
       if (pa->slot->error_code == KAFKA_ERR_NONE)
@@ -369,11 +372,36 @@ handle_produce (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request)
               ProduceAppend *pa = g_new0 (ProduceAppend, 1);
               gsize off = g_array_index (cuts, gsize, k);
               gsize blen = g_array_index (cuts, gsize, k + 1);
+              gint64 dup_offset = -1, dup_time = -1;
+              gint16 seq_error = KAFKA_ERR_NONE;
 
               pa->op = op;
               pa->slot = slot;
               pa->stream = topic->name;
               pa->first = k == 0;
+              switch (kafka_producers_check_batch (t, topic->name, part->partition,
+                                                   part->records + off, blen, &pa->batch,
+                                                   &dup_offset, &dup_time, &seq_error))
+                {
+                case KAFKA_SEQ_OUT_DUPLICATE:
+                  /* A retry of a batch already stored: its original offset,
+                   * not a second copy. */
+                  if (pa->first)
+                    {
+                      slot->base_offset = dup_offset;
+                      slot->log_append_time_ms = dup_time;
+                    }
+                  g_free (pa);
+                  continue;
+                case KAFKA_SEQ_OUT_REJECT:
+                  if (slot->error_code == KAFKA_ERR_NONE)
+                    slot->error_code = seq_error;
+                  g_free (pa);
+                  continue;
+                case KAFKA_SEQ_OUT_APPEND:
+                default:
+                  break;
+                }
               op->outstanding++;
               sluice_counter_add (t->records_in, 1);
               sluice_host_append (t->host, kafka_conn_get_principal (conn), topic->name,
@@ -412,6 +440,7 @@ static const struct {
   { KAFKA_API_HEARTBEAT, 0, 3, kafka_handle_heartbeat },
   { KAFKA_API_LEAVE_GROUP, 0, 3, kafka_handle_leave_group },
   { KAFKA_API_SYNC_GROUP, 0, 3, kafka_handle_sync_group },
+  { KAFKA_API_INIT_PRODUCER_ID, 0, 4, kafka_handle_init_producer_id },
   { KAFKA_API_SASL_AUTHENTICATE, 0, 1, kafka_handle_sasl_authenticate },
   { KAFKA_API_SASL_HANDSHAKE, 0, 1, kafka_handle_sasl_handshake },
   { KAFKA_API_API_VERSIONS, 0, 3, handle_api_versions },

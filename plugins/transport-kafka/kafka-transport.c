@@ -99,6 +99,8 @@ kafka_transport_free (KafkaTransport *transport)
   g_clear_pointer (&transport->scram_secrets, g_hash_table_unref);
   if (transport->groups != NULL)
     kafka_groups_teardown (transport);
+  g_clear_pointer (&transport->producers, kafka_producers_free);
+  g_clear_pointer (&transport->internal_principal, sluice_principal_unref);
   g_free (transport);
 }
 
@@ -254,14 +256,24 @@ kafka_scram_load (KafkaTransport *transport)
 static gboolean
 kafka_start (gpointer self, GError **error)
 {
-  kafka_scram_load (self);
+  KafkaTransport *transport = self;
+
+  kafka_scram_load (transport);
+  /* Reads its own bookkeeping (the log tail after the producer snapshot);
+   * never handed to a client. */
+  transport->internal_principal = sluice_principal_new (SLUICE_PRINCIPAL_ANONYMOUS, "",
+                                                        SLUICE_RIGHT_LISTEN, NULL, 0,
+                                                        "internal");
+  kafka_producers_setup (transport);
   return TRUE;
 }
 
 static void
 kafka_stop (gpointer self)
 {
-  /* The core drains the connections; appends in flight still complete. */
+  /* The core drains the connections; appends in flight still complete.
+   * The producer state is written once more. */
+  kafka_producers_stop (self);
 }
 
 static void

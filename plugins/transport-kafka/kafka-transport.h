@@ -7,6 +7,8 @@
 #include <sluice/sluice.h>
 
 #include "kafka-protocol.h"
+#include "kafka-groups.h"
+#include "kafka-producers.h"
 
 G_BEGIN_DECLS
 
@@ -34,11 +36,18 @@ typedef struct {
   GHashTable *scram_secrets;
   /* The group coordinator (kafka-groups.c) and its timer; see
    * kafka-handlers-groups.c. */
-  struct _KafkaGroups *groups;
+  KafkaGroups *groups;
   GMutex groups_lock;
   GSource *groups_timer;
   gint64 groups_deadline;
   gboolean groups_stopping;
+  /* Idempotent producer state (kafka-producers.c, thread-safe) and its
+   * snapshots; see kafka-handlers-producers.c. */
+  KafkaProducers *producers;
+  GSource *snapshot_timer;
+  gint producer_changes;         /* atomic */
+  gint producer_changes_saved;
+  SluicePrincipal *internal_principal;  /* Listen-only, for the log tail scan */
   SluiceCounter *connections;    /* gauge */
   SluiceCounter *requests;
   SluiceCounter *malformed;
@@ -124,6 +133,27 @@ void kafka_handle_offset_fetch (KafkaConn *conn, KafkaPending *pending, KafkaReq
 void kafka_conn_track_wait (KafkaConn *conn, gpointer wait);
 void kafka_conn_untrack_wait (KafkaConn *conn, gpointer wait);
 void kafka_groups_forget_wait (KafkaTransport *transport, gpointer wait);
+
+/* kafka-handlers-producers.c */
+void kafka_producers_setup (KafkaTransport *transport);
+void kafka_producers_stop (KafkaTransport *transport);
+void kafka_handle_init_producer_id (KafkaConn *conn, KafkaPending *pending,
+                                    KafkaRequest *request);
+typedef enum {
+  KAFKA_SEQ_OUT_APPEND,          /* append it (idempotent or not) */
+  KAFKA_SEQ_OUT_DUPLICATE,       /* a retry: answer the original offset */
+  KAFKA_SEQ_OUT_REJECT,          /* answer `error` */
+} KafkaSeqVerdictOut;
+/* The sequence check of one batch before it is appended. */
+KafkaSeqVerdictOut kafka_producers_check_batch (KafkaTransport *transport, const char *stream,
+                                                gint32 partition, const guint8 *data,
+                                                gsize len, KafkaProducerBatch *batch,
+                                                gint64 *base_offset, gint64 *append_time,
+                                                gint16 *error);
+/* Its append finished (`result` NULL: failed). */
+void kafka_producers_batch_done (KafkaTransport *transport, const char *stream,
+                                 gint32 partition, const KafkaProducerBatch *batch,
+                                 const SluiceAppendResult *result);
 
 /* kafka-handlers-fetch.c */
 void kafka_handle_fetch (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);

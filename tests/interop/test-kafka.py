@@ -306,13 +306,14 @@ def st_varint(n):
             return out + bytes([b])
 
 
-def record_batch(values, corrupt=False):
+def record_batch(values, corrupt=False, pid=-1, epoch=-1, seq=-1):
     recs = b""
     for i, v in enumerate(values):
         body = b"\x00" + zigzag(0) + zigzag(i) + zigzag(-1) + zigzag(len(v)) + v + zigzag(0)
         recs += zigzag(len(body)) + body
     now = int(time.time() * 1000)
-    after_crc = struct.pack(">hiqqqhii", 0, len(values) - 1, now, now, -1, -1, -1, len(values)) + recs
+    after_crc = struct.pack(">hiqqqhii", 0, len(values) - 1, now, now, pid, epoch, seq,
+                            len(values)) + recs
     crc = crc32c(after_crc) ^ (1 if corrupt else 0)
     head = struct.pack(">iBI", -1, 2, crc)
     return struct.pack(">qi", 0, len(head) + len(after_crc)) + head + after_crc
@@ -381,10 +382,11 @@ corr, body = r.recv()
 err, n = struct.unpack(">hi", body[:6])
 apis = {struct.unpack(">h", body[6 + 6 * i:8 + 6 * i])[0]:
         struct.unpack(">hh", body[8 + 6 * i:12 + 6 * i]) for i in range(n)}
-SERVED = {0: (3, 7), 1: (4, 11), 2: (1, 5), 3: (0, 8), 18: (0, 3)}
-tap.ok(corr == 1 and err == 0 and all(apis.get(k) == v for k, v in SERVED.items()),
-       "ApiVersions v0 lists what is served: Produce 3-7, Fetch 4-11, ListOffsets 1-5, "
-       "Metadata 0-8, ApiVersions 0-3", apis)
+SERVED = {0: (3, 7), 1: (4, 11), 2: (1, 5), 3: (0, 8), 8: (2, 7), 9: (1, 5), 10: (0, 2),
+          11: (0, 5), 12: (0, 3), 13: (0, 3), 14: (0, 3), 17: (0, 1), 18: (0, 3), 22: (0, 4),
+          36: (0, 1)}
+tap.ok(corr == 1 and err == 0 and apis == SERVED,
+       "ApiVersions v0 lists exactly what is served", apis)
 r.send(18, 9, b"\x00")
 corr, body = r.recv()
 err = struct.unpack(">h", body[:2])[0]
@@ -569,6 +571,74 @@ res = subprocess.run(["/usr/bin/python3", "-c", CKSASL, SASL_BROKER, "PLAIN", "o
 tap.ok(res.returncode == 0 and res.stdout.decode().split() == ["[True]"],
        "python3-confluent-kafka SASL PLAIN: produce", (res.stdout, res.stderr[-400:]))
 
+# --- idempotent producers ---------------------------------------------------------------------
+
+CKIDEM = r"""
+import sys, confluent_kafka as ck
+p = ck.Producer({"bootstrap.servers": sys.argv[1], "enable.idempotence": True})
+res = []
+for i in range(50):
+    p.produce("pyk", key=b"idem-%d" % i, value=b"x", on_delivery=lambda e, m: res.append(e is None))
+p.flush(20)
+print(sum(res))
+"""
+res = subprocess.run(["/usr/bin/python3", "-c", CKIDEM, BROKER], capture_output=True, timeout=120)
+tap.ok(res.returncode == 0 and res.stdout.decode().split() == ["50"],
+       "python3-confluent-kafka with enable.idempotence: InitProducerId v4 (flexible) and "
+       "50 sequenced messages", (res.stdout, res.stderr.decode(errors="replace")[-500:]))
+
+
+def init_producer_id(raw):
+    raw.send(22, 0, kstr(None) + struct.pack(">i", 60000))
+    body = raw.recv()[1]
+    return struct.unpack(">ihqh", body[:16])
+
+
+ri = Raw()
+throttle, err, pid, epoch = init_producer_id(ri)
+tap.ok(err == 0 and pid >= 0 and epoch == 0, "InitProducerId v0: a producer id, epoch 0",
+       (err, pid, epoch))
+_, _, pid2, _ = init_producer_id(ri)
+tap.ok(pid2 != pid, "every InitProducerId gets a new id", (pid, pid2))
+b0 = record_batch([b"idem-0"], pid=pid, epoch=0, seq=0)
+ri.send(0, 3, produce_body("raw", 0, b0))
+_, err0, off0 = parse_produce(ri.recv()[1])
+ri.send(0, 3, produce_body("raw", 0, b0))
+_, err_dup, off_dup = parse_produce(ri.recv()[1])
+tap.ok(err0 == 0 and err_dup == 0 and off_dup == off0,
+       "the same sequenced batch sent twice is answered with its first offset", (err0, off0, err_dup, off_dup))
+ri.send(0, 3, produce_body("raw", 0, record_batch([b"gap"], pid=pid, epoch=0, seq=5)))
+_, err_gap, _ = parse_produce(ri.recv()[1])
+tap.eq(err_gap, 45, "a sequence gap: OUT_OF_ORDER_SEQUENCE_NUMBER (45)")
+ri.send(0, 3, produce_body("raw", 0, record_batch([b"idem-1"], pid=pid, epoch=0, seq=1)))
+_, err1, off1 = parse_produce(ri.recv()[1])
+tap.ok(err1 == 0 and off1 == off0 + 1, "the next sequence is appended right after", (err1, off0, off1))
+ri.close()
+
 code = hub.stop()
 tap.eq(code, 0, "sluiced stops cleanly (exit 0)")
+
+# --- after a restart ------------------------------------------------------------------------------
+
+try:
+    hub.start()
+except st.HubError as e:
+    tap.bail_out("sluiced did not restart: %s" % e)
+kaddr = hub.address("kafka", "plain")
+ri = Raw(kaddr)
+ri.send(0, 3, produce_body("raw", 0, record_batch([b"idem-1"], pid=pid, epoch=0, seq=1)))
+_, err_r, off_r = parse_produce(ri.recv()[1])
+tap.ok(err_r == 0 and off_r == off1,
+       "after a restart a retry of the last batch is still known: its original offset",
+       (err_r, off_r, off1))
+ri.send(0, 3, produce_body("raw", 0, record_batch([b"idem-2"], pid=pid, epoch=0, seq=2)))
+_, err_n, off_n = parse_produce(ri.recv()[1])
+tap.ok(err_n == 0 and off_n == off1 + 1, "and the producer goes on with its next sequence",
+       (err_n, off_n))
+_, _, pid3, _ = init_producer_id(ri)
+tap.ok(pid3 > max(pid, pid2), "producer ids are not handed out twice across a restart",
+       (pid, pid2, pid3))
+ri.close()
+code = hub.stop()
+tap.eq(code, 0, "sluiced stops cleanly again (exit 0)")
 tap.done()
