@@ -49,7 +49,7 @@ hand_to_soup (HttpsServer *server, GIOStream *base, GSocket *sock)
 
   if (!server->soup)
     return;
-  stream = https_stream_new (base, sock, server->transport->connections);
+  stream = https_stream_new (base, server->transport->connections);
   if (!soup_server_accept_iostream (server->soup, stream, local, remote, &error))
     g_debug ("[transport.%s] connection dropped: %s", server->transport->name,
              error->message);

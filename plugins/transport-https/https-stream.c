@@ -66,15 +66,6 @@ paused_error (HttpsInput *self, GError **error)
   return TRUE;
 }
 
-/* A source that is ready only once the stream is resumed. */
-static gboolean
-parked_dispatch (GSource *source, GSourceFunc callback, gpointer data)
-{
-  return callback ? callback (data) : G_SOURCE_REMOVE;
-}
-
-static GSourceFuncs parked_funcs = { NULL, NULL, parked_dispatch, NULL, NULL, NULL };
-
 static gssize
 https_input_read (GInputStream *stream, void *buffer, gsize count, GCancellable *cancellable,
                   GError **error)
@@ -125,7 +116,10 @@ https_input_create_source (GPollableInputStream *stream, GCancellable *cancellab
 
   if (self->paused)
     {
-      GSource *source = g_source_new (&parked_funcs, sizeof (GSource));
+      /* Ready only once resumed (its ready time is set then). A timeout
+       * source, because libsoup gives it a dummy callback, which needs a
+       * source type with closure support. */
+      GSource *source = g_timeout_source_new (G_MAXUINT);
 
       if (!self->parked)
         self->parked = g_ptr_array_new_with_free_func ((GDestroyNotify) g_source_unref);
@@ -312,11 +306,9 @@ struct _HttpsStream {
   GIOStream *base;
   HttpsInput *input;
   HttpsOutput *output;
-  GSocket *socket;             /* its qdata points back at us */
   SluiceCounter *connections;  /* the gauge; lives as long as the host */
 };
 
-G_DEFINE_QUARK (sluice-https-stream, https_stream)
 
 G_DEFINE_TYPE (HttpsStream, https_stream, G_TYPE_IO_STREAM)
 
@@ -374,9 +366,6 @@ https_stream_finalize (GObject *object)
 
   if (!g_io_stream_is_closed (self->base))
     g_io_stream_close (self->base, NULL, NULL);
-  if (self->socket && g_object_get_qdata (G_OBJECT (self->socket), https_stream_quark ()) == self)
-    g_object_set_qdata (G_OBJECT (self->socket), https_stream_quark (), NULL);
-  g_clear_object (&self->socket);
   g_clear_object (&self->output);
   g_clear_object (&self->input);
   g_clear_object (&self->base);
@@ -403,7 +392,7 @@ https_stream_init (HttpsStream *self)
 }
 
 GIOStream *
-https_stream_new (GIOStream *base, GSocket *socket, SluiceCounter *connections)
+https_stream_new (GIOStream *base, SluiceCounter *connections)
 {
   HttpsStream *self = g_object_new (HTTPS_TYPE_STREAM, NULL);
 
@@ -412,8 +401,6 @@ https_stream_new (GIOStream *base, GSocket *socket, SluiceCounter *connections)
   self->input->base = g_object_ref (g_io_stream_get_input_stream (base));
   self->output = g_object_new (HTTPS_TYPE_OUTPUT, NULL);
   self->output->base = g_object_ref (g_io_stream_get_output_stream (base));
-  self->socket = g_object_ref (socket);
-  g_object_set_qdata (G_OBJECT (socket), https_stream_quark (), self);
   self->connections = connections;
   sluice_counter_add (connections, 1);
   return G_IO_STREAM (self);
@@ -426,9 +413,25 @@ https_stream_get_base (HttpsStream *stream)
 }
 
 HttpsStream *
-https_stream_for_socket (GSocket *socket)
+https_stream_find (GIOStream *stream)
 {
-  return socket ? g_object_get_qdata (G_OBJECT (socket), https_stream_quark ()) : NULL;
+  /* libsoup wraps ours in its SoupIOStream, whose base it shows as a
+   * property; a few levels at most. */
+  for (int depth = 0; stream && depth < 4; depth++)
+    {
+      GIOStream *base = NULL;
+
+      if (HTTPS_IS_STREAM (stream))
+        return HTTPS_STREAM (stream);
+      if (!g_object_class_find_property (G_OBJECT_GET_CLASS (stream), "base-iostream"))
+        return NULL;
+      g_object_get (stream, "base-iostream", &base, NULL);
+      /* `stream` keeps its base alive. */
+      if (base)
+        g_object_unref (base);
+      stream = base;
+    }
+  return NULL;
 }
 
 void

@@ -10,12 +10,11 @@ G_BEGIN_DECLS
 #define HTTPS_TYPE_STREAM (https_stream_get_type ())
 G_DECLARE_FINAL_TYPE (HttpsStream, https_stream, HTTPS, STREAM, GIOStream)
 
-/* Wrap `base` (a GSocketConnection or a GTlsConnection over one, on
- * `socket`); counts one connection in `connections` until finalized.
- * (transfer full) */
-GIOStream *https_stream_new (GIOStream *base, GSocket *socket, SluiceCounter *connections);
-/* The stream made for `socket`, while it lives. (transfer none) */
-HttpsStream *https_stream_for_socket (GSocket *socket);
+/* Wrap `base` (a GSocketConnection or a GTlsConnection over one); counts one
+ * connection in `connections` until finalized. (transfer full) */
+GIOStream *https_stream_new (GIOStream *base, SluiceCounter *connections);
+/* Ours, found under the streams libsoup wrapped it in. (transfer none) */
+HttpsStream *https_stream_find (GIOStream *stream);
 /* The connection now carries a WebSocket: end of stream is reported as
  * such, and `progress` runs after every write that reached the base. */
 void https_stream_carry (HttpsStream *stream, void (*progress) (gpointer data), gpointer data);

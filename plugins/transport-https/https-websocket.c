@@ -160,6 +160,8 @@ carrier_pause (gpointer carrier)
 {
   HttpsWebsocket *w = carrier;
 
+  g_debug ("[transport.%s] WebSocket %s: reading paused", w->server->transport->name,
+           w->protocol);
   if (w->stream)
     https_stream_set_paused (w->stream, TRUE);
 }
@@ -169,6 +171,8 @@ carrier_resume (gpointer carrier)
 {
   HttpsWebsocket *w = carrier;
 
+  g_debug ("[transport.%s] WebSocket %s: reading resumed", w->server->transport->name,
+           w->protocol);
   if (w->stream)
     https_stream_set_paused (w->stream, FALSE);
 }
@@ -315,9 +319,7 @@ on_websocket (SoupServer *soup, SoupServerMessage *msg, const char *path,
 {
   HttpsServer *server = data;
   HttpsTransport *t = server->transport;
-  GIOStream *io = soup_websocket_connection_get_io_stream (ws);
-  GSocket *socket = io ? g_object_get_data (G_OBJECT (io), "GSocket") : NULL;
-  HttpsStream *stream = https_stream_for_socket (socket);
+  HttpsStream *stream = https_stream_find (soup_websocket_connection_get_io_stream (ws));
   g_autofree char *peer = format_address (soup_server_message_get_remote_address (msg));
   g_autofree char *local = format_address (soup_server_message_get_local_address (msg));
   g_autoptr (GPtrArray) certs = peer_chain (msg);

@@ -42,7 +42,9 @@ work = st.tempdir()
 data_dir = os.path.join(work, "data")
 mqtt_section = ("transport.mqtt", {"plugin": "mqtt", "listen": "127.0.0.1:0"})
 streams = {"events": {"partitions": PARTITIONS, "durability": "batch"}}
-hub = st.Hub(st.https_hub_config(data_dir, policies, streams, extra=[mqtt_section]),
+# Debug logging: the burst below checks that reading was paused and resumed.
+hub = st.Hub(st.https_hub_config(data_dir, policies, streams, extra=[mqtt_section],
+                                 hub={"log-level": "debug"}),
              workdir=work, data_dir=data_dir)
 try:
     hub.start()
@@ -336,6 +338,43 @@ ws.send_frame((1000).to_bytes(2, "big"), opcode=8)
 f = ws.frame()
 tap.ok(f is not None and f[0] == 8, "a close frame from the client is answered with a close frame",
        f)
+ws.close()
+
+# A burst: more QoS 1 publishes than the transport keeps in flight (it
+# pauses reading, which here stops reading the WebSocket, then resumes).
+BURST = 3000
+ws = Ws(https)
+ws.send_frame(connect_packet("dev4", username("dev4"), TOKEN["dev4"]))
+tap.eq(ws.mqtt_bytes(4), b"\x20\x02\x00\x00", "burst client: CONNACK 0")
+stream = b"".join(publish_packet("devices/dev4/messages/events/", b"burst-%d" % i, i % 65535 + 1)
+                  for i in range(BURST))
+sender = threading.Thread(target=lambda: [ws.send_frame(stream[i:i + 50000])
+                                          for i in range(0, len(stream), 50000)])
+sender.start()
+acks = ws.mqtt_bytes(4 * BURST, timeout=30)
+sender.join(30)
+tap.ok(len(acks) == 4 * BURST and all(acks[i] == 0x40 for i in range(0, len(acks), 4)),
+       "%d PUBLISH QoS 1 in 50 kB frames get %d PUBACKs" % (BURST, BURST), len(acks))
+ws.close()
+recs = wait_records("dev4", 3 + BURST, timeout=20)
+tap.eq(len([r for r in recs if r.get("body", "").startswith("burst-")]), BURST,
+       "every message of the burst reads back over HTTPS")
+with open(hub.log_path, errors="replace") as log:
+    text = log.read()
+tap.ok("WebSocket mqtt: reading paused" in text and "WebSocket mqtt: reading resumed" in text,
+       "the transport's back-pressure paused and resumed reading the WebSocket")
+
+# A message over websocket-max-message (1 MiB by default).
+ws = Ws(https)
+ws.send_frame(connect_packet("dev4", username("dev4"), TOKEN["dev4"]))
+ws.mqtt_bytes(4)
+try:
+    ws.send_frame(b"\x00" * (2 << 20))
+except OSError:
+    pass
+f = ws.frame(timeout=10)
+tap.ok(f is None or (f[0] == 8 and f[1][:2] == (1009).to_bytes(2, "big")),
+       "a 2 MiB message is answered with close code 1009 (too big)", f and f[1][:40])
 ws.close()
 
 # MQTT is binary only.
