@@ -291,7 +291,8 @@ split_batches (const guint8 *data, gsize len, GArray *out)
 
       if (len - pos < SLUICE_BATCH_HEADER_SIZE)
         return FALSE;
-      batch_len = GUINT32_FROM_BE (*(const guint32 *) (data + pos + SLUICE_BATCH_OFF_LENGTH));
+      memcpy (&batch_len, data + pos + SLUICE_BATCH_OFF_LENGTH, 4);
+      batch_len = GUINT32_FROM_BE (batch_len);
       whole = (gsize) batch_len + 12;
       if (whole < SLUICE_BATCH_HEADER_SIZE || whole > len - pos
           || data[pos + SLUICE_BATCH_OFF_MAGIC] != 2)
