@@ -155,6 +155,12 @@ void kafka_producers_batch_done (KafkaTransport *transport, const char *stream,
                                  gint32 partition, const KafkaProducerBatch *batch,
                                  const SluiceAppendResult *result);
 
+/* kafka-handlers-admin.c */
+void kafka_handle_create_topics (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
+void kafka_handle_delete_topics (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
+void kafka_handle_describe_configs (KafkaConn *conn, KafkaPending *pending,
+                                    KafkaRequest *request);
+
 /* kafka-handlers-fetch.c */
 void kafka_handle_fetch (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
 void kafka_handle_list_offsets (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);

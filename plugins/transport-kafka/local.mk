@@ -38,7 +38,8 @@ kafka_transport_sources = \
 	plugins/transport-kafka/kafka-handlers-fetch.c \
 	plugins/transport-kafka/kafka-handlers-sasl.c \
 	plugins/transport-kafka/kafka-handlers-groups.c \
-	plugins/transport-kafka/kafka-handlers-producers.c
+	plugins/transport-kafka/kafka-handlers-producers.c \
+	plugins/transport-kafka/kafka-handlers-admin.c
 plugins_LTLIBRARIES += plugins/transport-kafka/transport-kafka.la
 plugins_transport_kafka_transport_kafka_la_SOURCES = $(kafka_transport_sources)
 plugins_transport_kafka_transport_kafka_la_CFLAGS = $(AM_CFLAGS) \

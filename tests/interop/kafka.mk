@@ -3,6 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 kafka_script_tests = \
 	tests/interop/test-kafka.py \
-	tests/interop/test-kafka-groups.py
+	tests/interop/test-kafka-groups.py \
+	tests/interop/test-kafka-admin.py
 TESTS += $(kafka_script_tests)
 dist_noinst_SCRIPTS += $(kafka_script_tests)

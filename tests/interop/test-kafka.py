@@ -383,8 +383,8 @@ err, n = struct.unpack(">hi", body[:6])
 apis = {struct.unpack(">h", body[6 + 6 * i:8 + 6 * i])[0]:
         struct.unpack(">hh", body[8 + 6 * i:12 + 6 * i]) for i in range(n)}
 SERVED = {0: (3, 7), 1: (4, 11), 2: (1, 5), 3: (0, 8), 8: (2, 7), 9: (1, 5), 10: (0, 2),
-          11: (0, 5), 12: (0, 3), 13: (0, 3), 14: (0, 3), 17: (0, 1), 18: (0, 3), 22: (0, 4),
-          36: (0, 1)}
+          11: (0, 5), 12: (0, 3), 13: (0, 3), 14: (0, 3), 17: (0, 1), 18: (0, 3), 19: (0, 4),
+          20: (0, 3), 22: (0, 4), 32: (0, 2), 36: (0, 1)}
 tap.ok(corr == 1 and err == 0 and apis == SERVED,
        "ApiVersions v0 lists exactly what is served", apis)
 r.send(18, 9, b"\x00")
