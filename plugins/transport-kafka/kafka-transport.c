@@ -233,7 +233,12 @@ kafka_scram_load (KafkaTransport *transport)
         KafkaScramSecret *secret = g_hash_table_lookup (found, id);
 
         if (secret != NULL && kafka_scram_secret_matches (secret, key))
-          g_hash_table_steal (found, id);
+          {
+            gpointer found_key = NULL;
+
+            g_hash_table_steal_extended (found, id, &found_key, NULL);
+            g_free (found_key);
+          }
         else
           {
             /* New policy or rotated key: a fresh salt, stored. */
