@@ -122,7 +122,7 @@ now_s (void)
 
 static void
 run_volume (const char *dir, const char *backend, const char *policy, gsize record_size,
-            guint64 volume)
+            guint64 volume, gboolean report)
 {
   g_autofree char *sub = g_build_filename (dir, backend, NULL);
   g_autofree char *name = g_strdup_printf ("%s_%zu_%s", backend, record_size, policy);
@@ -154,7 +154,8 @@ run_volume (const char *dir, const char *backend, const char *policy, gsize reco
   /* The final fsync is part of the time. */
   sluice_host_stop (host);
   t1 = now_s ();
-  g_print ("%s_records=%" G_GUINT64_FORMAT " %s_bytes=%" G_GUINT64_FORMAT
+  if (report)
+    g_print ("%s_records=%" G_GUINT64_FORMAT " %s_bytes=%" G_GUINT64_FORMAT
            " %s_seconds=%.3f %s_mbps=%.1f %s_records_per_s=%.0f %s_fsyncs=%" G_GINT64_FORMAT
            "\n", name, p.to_send * records, name, p.to_send * batch_len, name, t1 - t0, name,
            p.to_send * batch_len / (t1 - t0) / 1e6, name, p.to_send * records / (t1 - t0),
@@ -309,9 +310,12 @@ main (int argc, char **argv)
   for (guint b = 0; backends[b] != NULL; b++)
     for (guint z = 0; z < G_N_ELEMENTS (sizes); z++)
       {
+        /* The same warm-up for each backend and size as for dd. */
+        if (!only || g_str_equal (only, "volume"))
+          run_volume (dir, backends[b], "none", sizes[z], volume_mib << 20, FALSE);
         if (!only || g_str_equal (only, "volume"))
           for (guint k = 0; policies[k] != NULL; k++)
-            run_volume (dir, backends[b], policies[k], sizes[z], volume_mib << 20);
+            run_volume (dir, backends[b], policies[k], sizes[z], volume_mib << 20, TRUE);
         if (!only || g_str_equal (only, "group"))
           run_group (dir, backends[b], sizes[z], 64, seconds);
       }
