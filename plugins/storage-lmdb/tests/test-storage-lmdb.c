@@ -303,6 +303,47 @@ test_sync_beside_append (Fixture *f, gconstpointer data)
   g_assert_cmpint (next, ==, 600);
 }
 
+static void
+test_create_at_blob_list (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  static const char *const blobs[] = { "b/2", "a/1", "b/1" };
+  gint64 first, next;
+
+  /* A log that starts where a copied one did. */
+  g_assert_true (f->vt->log_create_at (f->store, &log0, 40, &error));
+  g_assert_no_error (error);
+  g_assert_true (f->vt->log_bounds (f->store, &log0, &first, &next, &error));
+  g_assert_cmpint (first, ==, 40);
+  g_assert_cmpint (next, ==, 40);
+  append_n (f, 3, 2, 10);
+  g_assert_true (f->vt->log_bounds (f->store, &log0, &first, &next, &error));
+  g_assert_cmpint (first, ==, 40);
+  g_assert_cmpint (next, ==, 46);
+  /* Again at its next offset: fine; anywhere else: EXISTS. */
+  g_assert_true (f->vt->log_create_at (f->store, &log0, 46, &error));
+  g_assert_false (f->vt->log_create_at (f->store, &log0, 0, &error));
+  g_assert_error (error, SLUICE_ERROR, SLUICE_ERROR_EXISTS);
+  g_clear_error (&error);
+
+  for (guint i = 0; i < G_N_ELEMENTS (blobs); i++)
+    {
+      SluiceBlobWriter *w = f->vt->blob_open_write (f->store, blobs[i], &error);
+      g_assert_true (f->vt->blob_write (f->store, w, (const guint8 *) "x", 1, &error));
+      g_assert_true (f->vt->blob_commit (f->store, w, &error));
+      g_assert_no_error (error);
+    }
+  g_assert_true (f->vt->blob_list (f->store, "b/", names, &error));
+  g_assert_cmpuint (names->len, ==, 2);
+  g_assert_cmpstr (names->pdata[0], ==, "b/1");
+  g_assert_cmpstr (names->pdata[1], ==, "b/2");
+  g_ptr_array_set_size (names, 0);
+  g_assert_true (f->vt->blob_list (f->store, NULL, names, &error));
+  g_assert_cmpuint (names->len, ==, 3);
+  g_assert_cmpstr (names->pdata[0], ==, "a/1");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -315,5 +356,7 @@ main (int argc, char **argv)
               test_damaged_pages, fixture_teardown);
   g_test_add ("/storage/lmdb/sync-beside-append", Fixture, NULL, fixture_setup,
               test_sync_beside_append, fixture_teardown);
+  g_test_add ("/storage/lmdb/create-at-blob-list", Fixture, NULL, fixture_setup,
+              test_create_at_blob_list, fixture_teardown);
   return g_test_run ();
 }
