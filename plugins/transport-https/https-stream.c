@@ -116,14 +116,16 @@ https_input_create_source (GPollableInputStream *stream, GCancellable *cancellab
 
   if (self->paused)
     {
-      /* Ready only once resumed (its ready time is set then). A timeout
-       * source, because libsoup gives it a dummy callback, which needs a
-       * source type with closure support. */
-      GSource *source = g_timeout_source_new (G_MAXUINT);
+      /* A pollable source (the callback takes the stream) over a child
+       * that is ready only once resumed (its ready time is set then). */
+      GSource *parked = g_timeout_source_new (G_MAXUINT);
+      GSource *source = g_pollable_source_new (G_OBJECT (stream));
 
+      g_source_set_dummy_callback (parked);
+      g_source_add_child_source (source, parked);
       if (!self->parked)
         self->parked = g_ptr_array_new_with_free_func ((GDestroyNotify) g_source_unref);
-      g_ptr_array_add (self->parked, g_source_ref (source));
+      g_ptr_array_add (self->parked, parked);
       return source;
     }
   return g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (self->base),

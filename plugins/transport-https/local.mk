@@ -50,3 +50,15 @@ plugins_transport_https_tests_test_https_errors_CFLAGS = $(AM_CFLAGS) $(SOUP_CFL
 	-I$(top_srcdir)/plugins/transport-https -DG_LOG_DOMAIN=\"sluice-https\"
 plugins_transport_https_tests_test_https_errors_LDADD = \
 	$(top_builddir)/core/libsluice.la $(SOUP_LIBS) $(GLIB_LIBS) $(JSON_LIBS)
+
+# The connection stream (pause, written count, end of stream, lookup).
+check_PROGRAMS += plugins/transport-https/tests/test-https-stream
+TESTS += plugins/transport-https/tests/test-https-stream
+plugins_transport_https_tests_test_https_stream_SOURCES = \
+	plugins/transport-https/tests/test-https-stream.c \
+	plugins/transport-https/https-stream.h \
+	plugins/transport-https/https-stream.c
+plugins_transport_https_tests_test_https_stream_CFLAGS = $(AM_CFLAGS) $(SOUP_CFLAGS) \
+	-I$(top_srcdir)/plugins/transport-https -DG_LOG_DOMAIN=\"sluice-https\"
+plugins_transport_https_tests_test_https_stream_LDADD = \
+	$(top_builddir)/core/libsluice.la $(GLIB_LIBS)
