@@ -26,6 +26,8 @@ import sluicetest as st  # noqa: E402
 
 tap = st.Tap()
 
+if not shutil.which("mosquitto_pub"):
+    tap.bail_out("mosquitto_pub not found: install the Debian package mosquitto-clients")
 if not shutil.which("kcat"):
     tap.bail_out("kcat not found: install the Debian package kcat (apt-get install kcat)")
 try:
@@ -33,7 +35,7 @@ try:
     import confluent_kafka  # noqa: F401
 except ImportError as e:
     tap.bail_out("%s: install the Debian packages python3-kafka and python3-confluent-kafka" % e)
-for plugin in ("transport-https", "transport-kafka"):
+for plugin in ("transport-https", "transport-kafka", "transport-mqtt"):
     if not os.path.exists(os.path.join(st.builddir(), "plugins", plugin, plugin + ".la")):
         tap.bail_out("plugins/%s/%s.la is not built" % (plugin, plugin))
 
@@ -41,7 +43,8 @@ owner_key = st.new_key()
 reader_key = st.new_key()
 policies = {
     "owner": {"primary-key": owner_key,
-              "rights": ["ServiceConnect", "Send", "Listen", "Manage"]},
+              "rights": ["ServiceConnect", "Send", "Listen", "Manage", "RegistryRead",
+                         "RegistryWrite"]},
     "reader": {"primary-key": reader_key, "rights": ["Listen"], "streams": ["orders"]},
 }
 streams = {
@@ -55,8 +58,9 @@ streams = {
 work = st.tempdir()
 data_dir = os.path.join(work, "data")
 kafka_sections = [
-    ("transport.kafka", {"plugin": "kafka", "listen": "127.0.0.1:0",
+    ("transport.kafka", {"plugin": "kafka", "listen": "127.0.0.1:0", "tls-listen": "127.0.0.1:0",
                          "anonymous-policy": "owner", "max-request": "1MiB"}),
+    ("transport.mqtt", {"plugin": "mqtt", "listen": "127.0.0.1:0"}),
     # A second listener: auto-create on, a reader's rights, an advertised name.
     ("transport.kafka2", {"plugin": "kafka", "listen": "127.0.0.1:0",
                           "anonymous-policy": "owner", "auto-create-topics": True,
@@ -130,6 +134,19 @@ def consume_all(topic, *extra, broker=BROKER):
             recs.append({"p": int(parts[0]), "o": int(parts[1]), "k": parts[2], "v": parts[3],
                          "h": parts[4], "t": int(parts[5])})
     return rc, recs, err
+
+
+def parse_headers(text):
+    """kcat's %h (`k=v,k2=v2`); a piece without `=` continues the previous
+    value (JSON values have commas)."""
+    out, last = {}, None
+    for piece in text.split(","):
+        if "=" in piece and not piece.startswith('"'):
+            last, value = piece.split("=", 1)
+            out[last] = value
+        elif last is not None:
+            out[last] += "," + piece
+    return out
 
 
 sent = []
@@ -254,12 +271,43 @@ status, _, data = st.http_request(
 tap.eq(status, 201, "POST /cross/messages over HTTPS: 201")
 rc, recs, err = consume_all("cross")
 hit = [r for r in recs if r["v"] == "from https"]
-hdrs = dict(h.split("=", 1) for h in hit[0]["h"].split(",")) if hit else {}
+hdrs = parse_headers(hit[0]["h"]) if hit else {}
 tap.ok(len(hit) == 1 and hit[0]["k"] == "dev-9" and hit[0]["p"] == st.partition_for_key("dev-9", 2)
        and hdrs.get("level") == "warn" and hdrs.get("message-id") == "m-1"
        and hdrs.get("correlation-id") == "c-1",
        "the HTTPS message reads over Kafka: key = partition key, properties as headers",
        (recs, err))
+
+# MQTT device telemetry read over Kafka: key = device id, property bag and
+# IoT Hub system properties as headers.
+status, _, data = st.http_request(https, "PUT", "/devices/dev-k", body=json.dumps({"deviceId": "dev-k"}),
+                                  headers={"Authorization": OWNER, "Content-Type": "application/json"})
+dev_key = json.loads(data)["authentication"]["symmetricKey"]["primaryKey"] if status == 200 else ""
+mqtt = hub.address("mqtt", "plain")
+res = subprocess.run(["mosquitto_pub", "-V", "mqttv311", "-q", "1", "-h", mqtt[0], "-p", str(mqtt[1]),
+                      "-i", "dev-k", "-u", "localhost/dev-k/?api-version=2021-04-12",
+                      "-P", st.sas_token("localhost/devices/dev-k", dev_key),
+                      "-t", "devices/dev-k/messages/events/%24.mid=m-7&color=red",
+                      "-m", "from mqtt"], capture_output=True, timeout=30)
+rc, recs, err = consume_all("events")
+hit = [r for r in recs if r["v"] == "from mqtt"]
+hdrs = parse_headers(hit[0]["h"]) if hit else {}
+tap.ok(res.returncode == 0 and len(hit) == 1 and hit[0]["k"] == "dev-k"
+       and hit[0]["p"] == st.partition_for_key("dev-k", 4) and hdrs.get("message-id") == "m-7"
+       and hdrs.get("color") == "red" and hdrs.get("iothub-connection-device-id") == "dev-k",
+       "MQTT device telemetry reads over Kafka: key = device id, properties as headers",
+       (res.returncode, res.stderr, recs, err))
+
+# TLS listener (the generated development certificate).
+CA = os.path.join(data_dir, "tls", "dev-cert.pem")
+ktls = hub.address("kafka", "tls")
+TLS = ["-X", "security.protocol=SSL", "-X", "ssl.ca.location=" + CA,
+       "-X", "ssl.endpoint.identification.algorithm=none"]
+rc, out, err = kcat("-P", "-t", "orders", "-p", "2", *TLS, input=b"over tls\n",
+                    broker="%s:%d" % ktls)
+rc2, recs, err2 = consume_all("orders", "-p", "2", *TLS, broker="%s:%d" % ktls)
+tap.ok(rc == 0 and rc2 == 0 and "over tls" in [r["v"] for r in recs],
+       "kcat over the TLS listener: produce and consume", (rc, err[-300:], rc2, err2[-300:]))
 
 # --- auto-create (second listener) ------------------------------------------------------------
 
