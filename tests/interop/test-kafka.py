@@ -563,9 +563,11 @@ def sasl_roundtrip(label, mech, user, password, todo=None):
                         input=(value + "\n").encode(), broker=SASL_BROKER, timeout=30)
     rc2, recs, err2 = consume_all("orders", "-p", "1", *sasl_args(mech, user, password),
                                   broker=SASL_BROKER)
-    tap.ok(rc == 0 and rc2 == 0 and value in [r["v"] for r in recs],
-           "kcat SASL %s (%s): produce and consume" % (mech, label), (rc, err[-300:], rc2, err2[-300:]),
-           todo=todo)
+    ok = rc == 0 and rc2 == 0 and value in [r["v"] for r in recs]
+    # A known gap is reported as TODO while it fails and passes plainly once
+    # fixed (an unexpected TODO pass would count as a failure).
+    tap.ok(ok, "kcat SASL %s (%s): produce and consume" % (mech, label),
+           (rc, err[-300:], rc2, err2[-300:]), todo=None if ok else todo)
 
 
 sasl_roundtrip("policy key", "PLAIN", "owner", owner_key)

@@ -211,6 +211,134 @@ test_vectors_truncated (void)
   g_assert_cmpuint (count, >=, 200);
 }
 
+/* The client bytes in the chunks recv() returned while recording, fed to
+ * the frame check the way the transport is fed: partial frames wait, and
+ * every request comes out whole and decodes. */
+static void
+test_vectors_chunked (void)
+{
+  g_autofree char *top = vectors_dir ();
+  g_autoptr (GDir) dir = g_dir_open (top, 0, NULL);
+  const char *scenario;
+  guint frames = 0, expected = 0, partial = 0;
+
+  g_assert_nonnull (dir);
+  while ((scenario = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *sdir = g_build_filename (top, scenario, NULL);
+      g_autoptr (GDir) sd = g_dir_open (sdir, 0, NULL);
+      const char *cname;
+
+      while (sd != NULL && (cname = g_dir_read_name (sd)) != NULL)
+        {
+          g_autofree char *chunks = g_build_filename (sdir, cname, "chunks.json", NULL);
+          g_autofree char *index = g_build_filename (sdir, cname, "index.json", NULL);
+          g_autoptr (JsonParser) cp = json_parser_new ();
+          g_autoptr (JsonParser) ip = json_parser_new ();
+          g_autoptr (GByteArray) buf = g_byte_array_new ();
+          JsonArray *list;
+
+          if (!g_str_has_prefix (cname, "conn-"))
+            continue;
+          g_assert_true (json_parser_load_from_file (cp, chunks, NULL));
+          g_assert_true (json_parser_load_from_file (ip, index, NULL));
+          expected += json_array_get_length (
+            json_object_get_array_member (json_node_get_object (json_parser_get_root (ip)),
+                                          "requests"));
+          list = json_object_get_array_member (json_node_get_object (json_parser_get_root (cp)),
+                                               "chunks");
+          for (guint i = 0; i < json_array_get_length (list); i++)
+            {
+              JsonObject *chunk = json_array_get_object_element (list, i);
+              const char *hex = json_object_get_string_member (chunk, "hex");
+              gsize n = strlen (hex) / 2, size;
+              KafkaFrameStatus status;
+
+              if (g_strcmp0 (json_object_get_string_member (chunk, "dir"), "c2s") != 0)
+                continue;
+              for (gsize k = 0; k < n; k++)
+                {
+                  guint8 b = (guint8) ((g_ascii_xdigit_value (hex[2 * k]) << 4)
+                                       | g_ascii_xdigit_value (hex[2 * k + 1]));
+                  g_byte_array_append (buf, &b, 1);
+                }
+              while ((status = kafka_frame_check (buf->data, buf->len, 1 << 20, &size))
+                     == KAFKA_FRAME_COMPLETE)
+                {
+                  g_autoptr (GBytes) frame = g_bytes_new (buf->data + 4, size);
+                  g_autoptr (KafkaRequest) req = kafka_request_new (frame);
+
+                  g_assert_true (kafka_request_decode (req, NULL));
+                  g_byte_array_remove_range (buf, 0, 4 + size);
+                  frames++;
+                }
+              g_assert_cmpint (status, ==, KAFKA_FRAME_NEED_MORE);
+              partial += buf->len > 0;
+            }
+          g_assert_cmpuint (buf->len, ==, 0);
+        }
+    }
+  g_test_message ("%u frames from recorded recv() chunks, %u chunks ended mid-frame", frames,
+                  partial);
+  g_assert_cmpuint (frames, ==, expected);
+}
+
+/* The same streams in 7-byte pieces: every frame is cut somewhere. */
+static void
+test_vectors_pieces (void)
+{
+  g_autoptr (GPtrArray) conns = load_conns ();
+  guint frames = 0, expected = 0;
+
+  for (guint i = 0; i < conns->len; i++)
+    {
+      Conn *c = conns->pdata[i];
+      gsize len;
+      const guint8 *data = g_bytes_get_data (c->c2s, &len);
+      g_autoptr (GByteArray) buf = g_byte_array_new ();
+
+      expected += json_array_get_length (
+        json_object_get_array_member (json_node_get_object (c->index), "requests"));
+      for (gsize pos = 0; pos < len; pos += 7)
+        {
+          gsize size;
+
+          g_byte_array_append (buf, data + pos, MIN (7, len - pos));
+          while (kafka_frame_check (buf->data, buf->len, 1 << 20, &size) == KAFKA_FRAME_COMPLETE)
+            {
+              g_autoptr (GBytes) frame = g_bytes_new (buf->data + 4, size);
+              g_autoptr (KafkaRequest) req = kafka_request_new (frame);
+
+              g_assert_true (kafka_request_decode (req, NULL));
+              g_byte_array_remove_range (buf, 0, 4 + size);
+              frames++;
+            }
+        }
+      g_assert_cmpuint (buf->len, ==, 0);
+    }
+  g_assert_cmpuint (frames, ==, expected);
+}
+
+static void
+test_frame_check (void)
+{
+  static const guint8 big[] = { 0x00, 0x10, 0x00, 0x01 };    /* 1 MiB + 1 */
+  static const guint8 negative[] = { 0xff, 0xff, 0xff, 0xfe };
+  static const guint8 tiny[] = { 0, 0, 0, 3, 1, 2, 3 };
+  static const guint8 whole[] = { 0, 0, 0, 8, 0, 18, 0, 0, 0, 0, 0, 1, 0xaa };
+  gsize size;
+
+  g_assert_cmpint (kafka_frame_check (big, 3, 1 << 20, &size), ==, KAFKA_FRAME_NEED_MORE);
+  g_assert_cmpint (kafka_frame_check (big, 4, 1 << 20, &size), ==, KAFKA_FRAME_TOO_LARGE);
+  g_assert_cmpint (kafka_frame_check (negative, 4, 1 << 20, &size), ==, KAFKA_FRAME_TOO_LARGE);
+  g_assert_cmpint (kafka_frame_check (tiny, sizeof tiny, 1 << 20, &size), ==,
+                   KAFKA_FRAME_TOO_SMALL);
+  g_assert_cmpint (kafka_frame_check (whole, 11, 1 << 20, &size), ==, KAFKA_FRAME_NEED_MORE);
+  g_assert_cmpint (kafka_frame_check (whole, sizeof whole, 1 << 20, &size), ==,
+                   KAFKA_FRAME_COMPLETE);
+  g_assert_cmpuint (size, ==, 8);
+}
+
 /* --- responses: a reference decoder for the recorded server answers --- */
 
 #define R_ALLOC(resp, type, n) kafka_response_new0 ((resp), type, (n))
@@ -790,6 +918,9 @@ main (int argc, char **argv)
   g_test_add_func ("/transport/kafka/codec/fetch-segments", test_fetch_segments);
   g_test_add_func ("/transport/kafka/codec/vectors/requests", test_vectors_requests);
   g_test_add_func ("/transport/kafka/codec/vectors/truncated", test_vectors_truncated);
+  g_test_add_func ("/transport/kafka/codec/vectors/chunked", test_vectors_chunked);
+  g_test_add_func ("/transport/kafka/codec/vectors/pieces", test_vectors_pieces);
+  g_test_add_func ("/transport/kafka/codec/frame-check", test_frame_check);
   g_test_add_func ("/transport/kafka/codec/vectors/responses", test_vectors_responses);
   return g_test_run ();
 }
