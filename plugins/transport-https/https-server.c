@@ -380,6 +380,11 @@ https_create (SluiceHost *host, const SluiceTransportConfig *config, const void 
                                           "bytes of HTTP request bodies received");
   t->connections = sluice_host_gauge (host, "sluice_http_connections",
                                       "open HTTP connections");
+  t->websockets = sluice_host_gauge (host, "sluice_http_websockets",
+                                     "open WebSocket connections carrying another protocol");
+  t->websockets_refused = sluice_host_counter (host, "sluice_http_websockets_refused_total",
+                                               "WebSocket upgrades refused (no transport for "
+                                               "the subprotocol, limits, shutdown)");
   t->rejected_too_large = sluice_host_counter (host, "sluice_http_rejected_too_large_total",
                                                "requests refused for a body over max-body");
   return t;

@@ -52,6 +52,8 @@ struct _HttpsTransport {
   SluiceCounter *request_bytes;
   SluiceCounter *connections;
   SluiceCounter *rejected_too_large;
+  SluiceCounter *websockets;   /* open WebSockets carrying a connection */
+  SluiceCounter *websockets_refused;
 };
 
 /* A principal the worker has seen for one (token, resource) pair. */

@@ -47,6 +47,7 @@ struct _HttpsWebsocket {
   guint64 queued;              /* frame bytes given to libsoup */
   guint64 written_base;        /* the stream's count when the frames began */
   gboolean close_pending;      /* graceful close waits for the queued frames */
+  gboolean counted;            /* in the sluice_http_websockets gauge */
   GSource *close_timer;
   gulong message_id, closed_id, error_id;
 };
@@ -131,6 +132,9 @@ ws_finish (HttpsWebsocket *w)
   g_clear_signal_handler (&w->closed_id, w->ws);
   g_clear_signal_handler (&w->error_id, w->ws);
   ws_release_conn (w);
+  if (w->counted)
+    sluice_counter_add (w->server->transport->websockets, -1);
+  w->counted = FALSE;
   ws_unref (w);   /* the list's */
 }
 
@@ -369,11 +373,14 @@ on_websocket (SoupServer *soup, SoupServerMessage *msg, const char *path,
     {
       g_message ("[transport.%s] WebSocket %s from %s refused: %s", t->name, protocol, peer,
                  error->message);
+      sluice_counter_add (t->websockets_refused, 1);
       ws_soup_close (w, g_error_matches (error, SLUICE_ERROR, SLUICE_ERROR_THROTTLED)
                           ? 1013 /* try again later */ : SOUP_WEBSOCKET_CLOSE_SERVER_ERROR,
                      error->message);
       return;   /* "closed" follows */
     }
+  w->counted = TRUE;
+  sluice_counter_add (t->websockets, 1);
   g_debug ("[transport.%s] WebSocket %s from %s on %s", t->name, protocol, peer, path);
 }
 
@@ -409,6 +416,7 @@ websocket_precheck (SoupServer *soup, SoupServerMessage *msg, const char *path,
     }
   if (!sluice_host_has_protocol (t->host, route->protocol))
     {
+      sluice_counter_add (t->websockets_refused, 1);
       https_reply_error (msg, SOUP_STATUS_NOT_IMPLEMENTED, FALSE, "NotImplemented",
                          "%s over WebSockets needs a [transport.*] section with plugin = %s "
                          "in this hub's configuration", route->protocol, route->plugin);
@@ -417,6 +425,7 @@ websocket_precheck (SoupServer *soup, SoupServerMessage *msg, const char *path,
   protocols[0] = route->protocol;
   if (!soup_websocket_server_check_handshake (msg, NULL, (char **) protocols, NULL, &error))
     {
+      sluice_counter_add (t->websockets_refused, 1);
       https_reply_error (msg, SOUP_STATUS_BAD_REQUEST, FALSE, "BadRequest",
                          "%s accepts only a WebSocket upgrade with subprotocol %s: %s", path,
                          route->protocol, error->message);
@@ -429,9 +438,12 @@ websocket_precheck (SoupServer *soup, SoupServerMessage *msg, const char *path,
   for (guint i = 0; offers[i]; i++)
     found = found || g_str_equal (offers[i], route->protocol);
   if (!found)
-    https_reply_error (msg, SOUP_STATUS_BAD_REQUEST, FALSE, "BadRequest",
-                       "%s needs the WebSocket subprotocol %s (Sec-WebSocket-Protocol)", path,
-                       route->protocol);
+    {
+      sluice_counter_add (t->websockets_refused, 1);
+      https_reply_error (msg, SOUP_STATUS_BAD_REQUEST, FALSE, "BadRequest",
+                         "%s needs the WebSocket subprotocol %s (Sec-WebSocket-Protocol)", path,
+                         route->protocol);
+    }
   /* Status still 0: libsoup answers 101 and calls on_websocket. */
 }
 

@@ -461,6 +461,29 @@ idle_tls.send_frame(connect_packet("dev3", username("dev3"), TOKEN["dev3"]))
 tap.eq(idle_tls.mqtt_bytes(4), b"\x20\x02\x00\x00", "and one over wss")
 half = Ws(https)
 half.send_frame(connect_packet("dev2", username("dev2"), TOKEN["dev2"])[:7])
+
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+# Closes of earlier clients may still be on their way: poll a little.
+deadline = time.monotonic() + 5
+while True:
+    status, _, body = call("GET", "/metrics")
+    text = body.decode(errors="replace")
+    if metric(text, "sluice_http_websockets") == 3 or time.monotonic() > deadline:
+        break
+    time.sleep(0.05)
+tap.ok(status == 200 and metric(text, "sluice_http_websockets") == 3,
+       "/metrics: sluice_http_websockets counts the 3 open WebSockets",
+       metric(text, "sluice_http_websockets"))
+tap.ok((metric(text, "sluice_http_websockets_refused_total") or 0) >= 4,
+       "/metrics: sluice_http_websockets_refused_total counts the refused upgrades",
+       metric(text, "sluice_http_websockets_refused_total"))
 tap.ok(hub.running(), "sluiced is still running")
 code = hub.stop()
 tap.eq(code, 0, "sluiced stops cleanly with WebSocket clients connected", )
