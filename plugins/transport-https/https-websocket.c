@@ -182,15 +182,26 @@ carrier_resume (gpointer carrier)
 }
 
 static gboolean
-close_flush_timeout (gpointer data)
+close_due (gpointer data)
 {
   HttpsWebsocket *w = data;
 
   g_clear_pointer (&w->close_timer, g_source_unref);
-  g_debug ("[transport.%s] WebSocket frames still unsent %d s after close; closing",
-           w->server->transport->name, CLOSE_FLUSH_TIMEOUT_S);
+  if (ws_unsent (w) > 0)
+    g_debug ("[transport.%s] WebSocket frames still unsent %d s after close; closing",
+             w->server->transport->name, CLOSE_FLUSH_TIMEOUT_S);
   ws_soup_close (w, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
   return G_SOURCE_REMOVE;
+}
+
+/* Send the close frame from the loop after `seconds` (0: at once). */
+static void
+ws_schedule_close (HttpsWebsocket *w, guint seconds)
+{
+  ws_clear_timer (w);
+  w->close_timer = seconds ? g_timeout_source_new_seconds (seconds) : g_idle_source_new ();
+  g_source_set_callback (w->close_timer, close_due, w, NULL);
+  g_source_attach (w->close_timer, w->server->context);
 }
 
 static void
@@ -200,15 +211,13 @@ carrier_close (gpointer carrier, gboolean abort)
   g_autoptr (SluiceConnection) conn = g_steal_pointer (&w->conn);
 
   /* libsoup sends its close frame ahead of queued frames, so a graceful
-   * close waits until they are written. */
+   * close waits until they are written (on_progress), or a deadline. */
   if (abort || ws_unsent (w) == 0)
     ws_soup_close (w, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
   else if (!w->close_pending)
     {
       w->close_pending = TRUE;
-      w->close_timer = g_timeout_source_new_seconds (CLOSE_FLUSH_TIMEOUT_S);
-      g_source_set_callback (w->close_timer, close_flush_timeout, w, NULL);
-      g_source_attach (w->close_timer, w->server->context);
+      ws_schedule_close (w, CLOSE_FLUSH_TIMEOUT_S);
     }
 }
 
@@ -230,7 +239,9 @@ on_progress (gpointer data)
   if (w->conn)
     sluice_connection_carrier_progress (w->conn);
   else if (w->close_pending && ws_unsent (w) == 0)
-    ws_soup_close (w, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+    /* This runs inside libsoup's write, which must finish before its
+     * queue takes the close frame: close from the loop. */
+    ws_schedule_close (w, 0);
 }
 
 static void
