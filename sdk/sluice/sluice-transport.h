@@ -117,11 +117,13 @@ SLUICE_API gpointer sluice_connection_get_transport (SluiceConnection *connectio
  * write progress and the peer's close with the sluice_connection_carrier_*
  * calls below; the core calls the SluiceCarrierOps to send, to pause and to
  * close. Everything runs on one I/O worker: adopt on a worker thread (inside
- * a callback of the worker's context), and the connection lives there. */
+ * a callback of the worker's context), and the connection, the ops and the
+ * carrier calls stay there. */
 
 typedef struct {
   /* Send `bytes` as one message (a WebSocket binary frame). (transfer
-   * none: keep a ref.) Never re-enters the core. */
+   * none: keep a ref.) No op may call back into the core (the
+   * sluice_connection_carrier_* calls included): they run inside it. */
   void (*send) (gpointer carrier, GBytes *bytes);
   /* Bytes given to `send` and not yet handed to the socket: with the core's
    * own queue, what sluice_connection_get_pending_output() reports and what
