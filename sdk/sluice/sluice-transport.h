@@ -122,8 +122,9 @@ SLUICE_API gpointer sluice_connection_get_transport (SluiceConnection *connectio
 
 typedef struct {
   /* Send `bytes` as one message (a WebSocket binary frame). (transfer
-   * none: keep a ref.) No op may call back into the core (the
-   * sluice_connection_carrier_* calls included): they run inside it. */
+   * none: keep a ref.) The ops run inside the core: none may deliver
+   * input or report the carrier closed from inside (defer that to the
+   * loop); sluice_connection_carrier_progress() is fine. */
   void (*send) (gpointer carrier, GBytes *bytes);
   /* Bytes given to `send` and not yet handed to the socket: with the core's
    * own queue, what sluice_connection_get_pending_output() reports and what
