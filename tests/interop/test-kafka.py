@@ -41,7 +41,9 @@ for plugin in ("transport-https", "transport-kafka", "transport-mqtt"):
 
 owner_key = st.new_key()
 reader_key = st.new_key()
+rot_key = st.new_key()
 policies = {
+    "rot": {"primary-key": rot_key, "rights": ["Send", "Listen"]},
     "owner": {"primary-key": owner_key,
               "rights": ["ServiceConnect", "Send", "Listen", "Manage", "RegistryRead",
                          "RegistryWrite"]},
@@ -472,9 +474,10 @@ part, err, base = parse_produce(first[1])
 tap.ok(err == 0 and base == 0, "the raw batch is appended at offset 0", (err, base))
 
 
-def fetch_body(topic, partition, offset, max_wait, min_bytes=1):
-    return (struct.pack(">iiiiB", -1, max_wait, min_bytes, 1 << 20, 0) + struct.pack(">i", 1)
-            + kstr(topic) + struct.pack(">i", 1) + struct.pack(">iqqi", partition, offset, -1, 1 << 20))
+def fetch_body(topic, partition, offset, max_wait, min_bytes=1, max_bytes=1 << 20,
+               part_max=1 << 20):
+    return (struct.pack(">iiiiB", -1, max_wait, min_bytes, max_bytes, 0) + struct.pack(">i", 1)
+            + kstr(topic) + struct.pack(">i", 1) + struct.pack(">iqqi", partition, offset, -1, part_max))
 
 
 def parse_fetch(body):
@@ -504,6 +507,15 @@ waited = time.monotonic() - t0
 tap.ok(err == 0 and hw == 3 and size > 0 and waited < 10,
        "a Fetch long poll (max_wait 20 s) is answered by the append, not the timeout",
        (err, hw, size, waited))
+r2.send(1, 5, fetch_body("raw", 0, 0, 0, part_max=1))
+err, hw, size_one = parse_fetch(r2.recv()[1])
+r2.send(1, 5, fetch_body("raw", 0, 0, 0, max_bytes=1))
+err2, hw2, size_one2 = parse_fetch(r2.recv()[1])
+r2.send(1, 5, fetch_body("raw", 0, 0, 0))
+err3, hw3, size_all = parse_fetch(r2.recv()[1])
+tap.ok(err == err2 == err3 == 0 and 0 < size_one == size_one2 < size_all,
+       "partition max_bytes and max_bytes of 1 still return the first batch whole (KIP-74), "
+       "and only it", (size_one, size_one2, size_all))
 r2.send(1, 5, fetch_body("raw", 0, 99, 0))
 err, hw, size = parse_fetch(r2.recv()[1])
 tap.eq(err, 1, "Fetch beyond the end: OFFSET_OUT_OF_RANGE (1)")
@@ -620,6 +632,26 @@ res = subprocess.run(["/usr/bin/python3", "-c", CKSASL, SASL_BROKER, "PLAIN", "o
                      capture_output=True, timeout=120)
 tap.ok(res.returncode == 0 and res.stdout.decode().split() == ["[True]"],
        "python3-confluent-kafka SASL PLAIN: produce", (res.stdout, res.stderr[-400:]))
+
+# Revocation: a SASL session of a policy whose key is rotated (SIGHUP) is closed.
+rr = Raw(kaddr_s)
+rr.send(17, 1, kstr("PLAIN"))
+hs_err = struct.unpack(">h", rr.recv()[1][:2])[0]
+token = b"\0rot\0" + rot_key.encode()
+rr.send(36, 0, struct.pack(">i", len(token)) + token)
+auth_err = struct.unpack(">h", rr.recv()[1][:2])[0]
+rr.send(3, 1, struct.pack(">i", 1) + kstr("orders"))
+meta_ok = rr.recv() is not None
+tap.ok(hs_err == 0 and auth_err == 0 and meta_ok,
+       "raw SaslHandshake v1 + SaslAuthenticate v0 (PLAIN, policy 'rot'): authenticated",
+       (hs_err, auth_err))
+with open(hub.config_path) as f:
+    conf = f.read()
+with open(hub.config_path, "w") as f:
+    f.write(conf.replace(rot_key, st.new_key()))
+hub.proc.send_signal(__import__("signal").SIGHUP)
+tap.ok(rr.closed(timeout=10), "rotating the policy's key (SIGHUP) closes its Kafka session")
+rr.close()
 
 # --- idempotent producers ---------------------------------------------------------------------
 
