@@ -16,6 +16,9 @@
  * librdkafka keeps at most 1000000 in flight but 5 per partition for
  * idempotence; reading resumes below half of it. */
 #define KAFKA_MAX_INFLIGHT 512
+/* And at most this many request bytes (at least one max-request): 512
+ * requests of 100 MiB would be no bound at all. */
+#define KAFKA_MAX_INFLIGHT_BYTES (64 << 20)
 
 struct _KafkaConn {
   gint ref_count;
@@ -26,6 +29,7 @@ struct _KafkaConn {
   gboolean closing;              /* a fatal answer is queued: ignore input */
   gboolean paused_inflight;
   gboolean paused_output;
+  gsize inflight_bytes;          /* frames of requests not yet answered */
   GQueue pending;                /* KafkaPending*, request order */
   char *broker_host;
   gint32 broker_port;
@@ -38,6 +42,7 @@ struct _KafkaPending {
   gint16 api_key;
   gint32 correlation_id;
   gboolean done;
+  gsize bytes;                   /* the request's frame */
   GPtrArray *segments;           /* the encoded answer; NULL: none */
   GCancellable *cancellable;
 };
@@ -214,6 +219,12 @@ conn_authenticate_default (KafkaConn *conn)
 
 /* --- answers in order --- */
 
+static gsize
+inflight_limit (KafkaConn *conn)
+{
+  return MAX (KAFKA_MAX_INFLIGHT_BYTES, conn->transport->options->max_request);
+}
+
 static void
 conn_update_reading (KafkaConn *conn)
 {
@@ -221,7 +232,8 @@ conn_update_reading (KafkaConn *conn)
 
   if (conn->connection == NULL || conn->closing)
     return;
-  if (conn->paused_inflight && conn->pending.length < KAFKA_MAX_INFLIGHT / 2)
+  if (conn->paused_inflight && conn->pending.length < KAFKA_MAX_INFLIGHT / 2
+      && conn->inflight_bytes < inflight_limit (conn) / 2)
     conn->paused_inflight = FALSE;
   want_pause = conn->paused_inflight || conn->paused_output;
   if (want_pause)
@@ -233,6 +245,7 @@ conn_update_reading (KafkaConn *conn)
 static void
 pending_free (KafkaPending *pending)
 {
+  pending->conn->inflight_bytes -= pending->bytes;
   g_clear_pointer (&pending->segments, g_ptr_array_unref);
   g_clear_object (&pending->cancellable);
   kafka_conn_unref (pending->conn);
@@ -397,6 +410,9 @@ conn_handle_frame (KafkaConn *conn, const guint8 *data, gsize len)
     {
       KafkaPending *pending = conn_queue (conn, &request->header);
 
+      pending->bytes = len;
+      conn->inflight_bytes += len;
+
       handler (conn, pending, request);
       return !conn->closing;
     }
@@ -466,7 +482,8 @@ kafka_conn_input (KafkaConn *conn, const guint8 *data, gsize len)
       gsize size;
       KafkaFrameStatus status;
 
-      if (conn->pending.length >= KAFKA_MAX_INFLIGHT)
+      if (conn->pending.length >= KAFKA_MAX_INFLIGHT
+          || conn->inflight_bytes >= inflight_limit (conn))
         {
           conn->paused_inflight = TRUE;
           conn_update_reading (conn);
