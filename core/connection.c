@@ -369,10 +369,18 @@ conn_read (SluiceConnection *conn)
   gboolean eof = FALSE, failed = FALSE;
   /* Bounds the loop also for a peer sending nothing but TLS warning alerts. */
   int calls = 0;
+  /* Never read past what the input limit leaves room for: a transport that
+   * paused with input left over (back-pressure) resumes on that leftover,
+   * and fresh bytes on top of it must not push it over the limit. One byte
+   * past the limit may be read: a transport that takes nothing of that is
+   * over it and the connection is closed as before. */
+  gsize held = conn->input != NULL ? conn->input->len : 0;
+  gsize budget = held > conn->max_input ? 0
+                 : MIN ((gsize) SLUICE_IO_READ_BUDGET, conn->max_input - held + 1);
 
-  while (got < SLUICE_IO_READ_BUDGET && calls++ < 64)
+  while (got < budget && calls++ < 64)
     {
-      gsize want = SLUICE_IO_READ_BUDGET - got;
+      gsize want = budget - got;
 
       if (conn->tls != NULL)
         {

@@ -75,6 +75,9 @@ mqtt_message_unref (MqttMessage *m)
 /* (topic, qos, retain, expires_at, payload, payload_format, content type,
  * response topic, correlation data, user properties, subscription ids) */
 #define MESSAGE_VARIANT_TYPE "(sybxayymsmsmaya(ss)au)"
+/* The same, as a format string: the byte arrays as GVariant values. */
+#define MESSAGE_VARIANT_FORMAT "(sybx@ayymsmsm@aya(ss)au)"
+#define MESSAGE_VARIANT_GET "(&sybx@ayym&sm&sm@aya(ss)au)"
 
 GBytes *
 mqtt_message_serialize (const MqttMessage *m, guint8 qos, const GArray *sub_ids)
@@ -100,7 +103,7 @@ mqtt_message_serialize (const MqttMessage *m, guint8 qos, const GArray *sub_ids)
       const guint8 *cdata = g_bytes_get_data (m->props.correlation_data, &clen);
       corr = g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, cdata, clen, 1);
     }
-  v = g_variant_ref_sink (g_variant_new (MESSAGE_VARIANT_TYPE, m->topic, qos, m->retain,
+  v = g_variant_ref_sink (g_variant_new (MESSAGE_VARIANT_FORMAT, m->topic, qos, m->retain,
                                          m->expires_at,
                                          g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
                                                                     data, len, 1),
@@ -135,7 +138,7 @@ mqtt_message_deserialize (GBytes *bytes, guint8 *qos, GArray **sub_ids)
                                                     bytes, FALSE));
   if (!g_variant_is_normal_form (v))
     return NULL;
-  g_variant_get (v, MESSAGE_VARIANT_TYPE, &topic, qos, &retain, &expires_at, &payload,
+  g_variant_get (v, MESSAGE_VARIANT_GET, &topic, qos, &retain, &expires_at, &payload,
                  &format, &content_type, &response_topic, &corr, &user, &ids);
   data = g_variant_get_fixed_array (payload, &len, 1);
   m = mqtt_message_new (topic, NULL, *qos, retain);

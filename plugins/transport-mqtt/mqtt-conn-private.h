@@ -28,6 +28,7 @@ struct _MqttConn {
   SluicePrincipal *principal;    /* NULL: anonymous */
   guint watch_id;
   char *client_id;
+  char *username;                /* as sent in CONNECT, for re-authentication */
   char *device_id;               /* the IoT Hub device, NULL for other logins */
   char *auth_method;             /* iothub-connection-auth-method JSON */
   char *sas_auth_method;         /* v5 CONNECT Authentication Method `SAS` */

@@ -42,6 +42,7 @@ mqtt_conn_unref (MqttConn *conn)
       g_free (conn->in_aliases[i]);
   g_free (conn->in_aliases);
   g_free (conn->client_id);
+  g_free (conn->username);
   g_free (conn->device_id);
   g_free (conn->auth_method);
   g_free (conn->sas_auth_method);
@@ -231,7 +232,7 @@ keepalive_check (gpointer user_data)
   gint64 idle;
 
   /* A client we stopped reading is not idle. */
-  if (conn->paused)
+  if (conn->paused || conn->blocked)
     conn->last_packet = g_get_monotonic_time ();
   idle = g_get_monotonic_time () - conn->last_packet;
 
@@ -449,6 +450,7 @@ conn_handle_connect (MqttConn *conn, MqttPacket *packet)
 
   conn->version = connect->protocol_level;
   conn->client_id = g_strdup (connect->client_id);
+  conn->username = g_strdup (connect->username);
 
   if (*conn->client_id == '\0')
     {
@@ -499,17 +501,23 @@ conn_handle_connect (MqttConn *conn, MqttPacket *packet)
         }
     }
 
+  if (g_atomic_int_get (&transport->n_connections) > transport->options->max_connections)
+    {
+      conn_refuse_connect (conn, MQTT_V3_CONNACK_SERVER_UNAVAILABLE, MQTT_RC_SERVER_BUSY,
+                           "max-connections reached");
+      return;
+    }
   if (connect->username == NULL && password == NULL
       && sluice_connection_get_peer_certs (conn->connection) == NULL)
     {
-      if (!transport->options->allow_anonymous)
+      /* Anonymous, when `[auth] allow-anonymous` says so. */
+      conn->principal = sluice_host_authenticate (transport->host, NULL, &error);
+      if (conn->principal == NULL)
         {
           conn_refuse_connect (conn, MQTT_V3_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
-                               "no credentials, and anonymous access is off "
-                               "(allow-anonymous)");
+                               "no credentials, and [auth] allow-anonymous is false");
           return;
         }
-      conn->principal = NULL;
     }
   else
     {
@@ -665,7 +673,7 @@ conn_handle_auth (MqttConn *conn, const MqttPacket *packet)
       return;
     }
   token = bytes_to_string (packet->props.auth_data);
-  principal = token != NULL ? conn_authenticate (conn, NULL, token, &error) : NULL;
+  principal = token != NULL ? conn_authenticate (conn, conn->username, token, &error) : NULL;
   if (principal == NULL
       || g_strcmp0 (device_before, conn->device_id) != 0
       || (conn->principal != NULL
@@ -803,6 +811,7 @@ mqtt_conn_open (MqttTransport *transport, SluiceConnection *connection)
    * soon as its fixed header is there. */
   sluice_connection_set_max_input (connection, transport->options->max_packet + 65536);
   sluice_counter_add (transport->connections, 1);
+  g_atomic_int_inc (&transport->n_connections);
   return conn;
 }
 
@@ -876,6 +885,7 @@ mqtt_conn_closed (MqttConn *conn)
   MqttTransport *transport = conn->transport;
 
   sluice_counter_add (transport->connections, -1);
+  g_atomic_int_add (&transport->n_connections, -1);
   conn->connection = NULL;
   conn->closing = TRUE;
   conn->handle->conn = NULL;

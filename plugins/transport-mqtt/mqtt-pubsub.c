@@ -21,7 +21,8 @@
 static void
 conn_who (MqttConn *conn, MqttAclWho *who)
 {
-  if (conn->principal == NULL)
+  if (conn->principal == NULL
+      || sluice_principal_get_kind (conn->principal) == SLUICE_PRINCIPAL_ANONYMOUS)
     {
       who->kind = MQTT_ACL_WHO_ANONYMOUS;
       who->name = "";
@@ -251,7 +252,8 @@ mapped_headers (MqttConn *conn, const char *topic, const MqttProperties *props)
       g_ptr_array_add (h, g_strdup ("mqtt-response-topic"));
       g_ptr_array_add (h, g_strdup (props->response_topic));
     }
-  if (conn->principal != NULL)
+  if (conn->principal != NULL
+      && sluice_principal_get_kind (conn->principal) != SLUICE_PRINCIPAL_ANONYMOUS)
     {
       g_ptr_array_add (h, g_strdup ("user-id"));
       g_ptr_array_add (h, g_strdup (sluice_principal_get_id (conn->principal)));

@@ -13,14 +13,14 @@ static const SluiceOption mqtt_options[] = {
   { "keepalive-max", SLUICE_OPTION_INT, G_STRUCT_OFFSET (MqttOptions, keepalive_max), "1200",
     "longest keepalive in seconds; also enforced on clients that ask for none",
     1, 65535, NULL, { NULL, NULL } },
-  { "allow-anonymous", SLUICE_OPTION_BOOL, G_STRUCT_OFFSET (MqttOptions, allow_anonymous),
-    "false", "accept CONNECTs without credentials (they reach only what an "
-    "[mqtt-acl.*] with principal = anonymous grants)", 0, 0, NULL, { NULL, NULL } },
+  { "max-connections", SLUICE_OPTION_INT, G_STRUCT_OFFSET (MqttOptions, max_connections),
+    "10000", "connections at once; more are refused with CONNACK Server unavailable / busy",
+    1, 1000000, NULL, { NULL, NULL } },
   { "max-queued-messages", SLUICE_OPTION_INT, G_STRUCT_OFFSET (MqttOptions, max_queued),
     "1000", "messages queued to one session before the publishers feeding it stop being "
     "read (back-pressure; nothing is dropped)", 2, 10000000, NULL, { NULL, NULL } },
   { "receive-maximum", SLUICE_OPTION_INT, G_STRUCT_OFFSET (MqttOptions, receive_maximum),
-    "1024", "QoS 1 / 2 PUBLISHes a client may have unacknowledged (v5 Receive Maximum)",
+    "100", "QoS 1 / 2 PUBLISHes a client may have unacknowledged (v5 Receive Maximum)",
     1, 65535, NULL, { NULL, NULL } },
   { "topic-alias-maximum", SLUICE_OPTION_INT,
     G_STRUCT_OFFSET (MqttOptions, topic_alias_maximum), "64",

@@ -14,7 +14,7 @@ G_BEGIN_DECLS
 typedef struct {
   guint64 max_packet;            /* largest whole packet accepted */
   gint64 keepalive_max;          /* seconds */
-  gboolean allow_anonymous;      /* CONNECT without credentials */
+  gint64 max_connections;
   gint64 max_queued;             /* per session, before back-pressure */
   gint64 receive_maximum;        /* QoS 1 / 2 PUBLISHes in flight from a client */
   gint64 topic_alias_maximum;    /* aliases a client may set */
@@ -38,6 +38,7 @@ typedef struct {
   SluicePrincipal *map_principal;
   GSource *expiry_source;        /* session expiry, on the main context */
   SluiceCounter *connections;    /* gauge */
+  gint n_connections;            /* atomic */
   SluiceCounter *connects_refused;
   SluiceCounter *messages_in[3]; /* by QoS */
   SluiceCounter *messages_out[3];
