@@ -201,7 +201,8 @@ handle_metadata (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request)
 
 typedef struct {
   KafkaConn *conn;               /* a ref */
-  KafkaPending *pending;         /* NULL for acks=0 (answered at once) */
+  KafkaPending *pending;
+  gboolean acks0;                /* no answer at all */
   KafkaRequest *request;
   KafkaResponse *response;
   guint outstanding;
@@ -220,18 +221,19 @@ typedef struct {
 static void
 produce_finish (ProduceOp *op)
 {
-  KafkaTransport *t = kafka_conn_get_transport (op->conn);
-
-  if (op->pending != NULL)
+  if (!op->acks0)
     kafka_pending_complete (op->pending, g_steal_pointer (&op->response));
-  else if (op->failed)
+  else
     {
-      /* acks=0 has no answer: closing is how the client learns of it. */
-      g_autofree char *why = g_strdup_printf ("a Produce with acks=0 failed: %s",
-                                              op->first_error);
-      kafka_conn_fail (op->conn, why);
+      kafka_pending_complete (op->pending, NULL);
+      if (op->failed)
+        {
+          /* acks=0 has no answer: closing is how the client learns of it. */
+          g_autofree char *why = g_strdup_printf ("a Produce with acks=0 failed: %s",
+                                                  op->first_error);
+          kafka_conn_fail (op->conn, why);
+        }
     }
-  (void) t;
   kafka_response_free (op->response);
   kafka_request_free (op->request);
   kafka_conn_unref (op->conn);
@@ -412,14 +414,11 @@ handle_produce (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request)
             }
         }
     }
-  if (req->acks == 0)
-    {
-      /* No answer is ever sent; later answers need not wait for this. */
-      kafka_pending_complete (pending, NULL);
-      op->pending = NULL;
-    }
-  else
-    op->pending = pending;
+  /* acks=0 is never answered, but its place in the queue is kept until the
+   * appends are done: that bounds what a client that never waits can have
+   * in flight. */
+  op->pending = pending;
+  op->acks0 = req->acks == 0;
   if (--op->outstanding == 0)
     produce_finish (op);
 }

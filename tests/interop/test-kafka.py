@@ -521,6 +521,14 @@ err, hw, size = parse_fetch(r2.recv()[1])
 tap.eq(err, 1, "Fetch beyond the end: OFFSET_OUT_OF_RANGE (1)")
 r2.close()
 
+# acks=0: no answer at all; a failed append closes the connection instead.
+ra = Raw()
+ra.send(0, 3, produce_body("raw", 0, record_batch([b"fire and forget"]), acks=0))
+c_after = ra.send(18, 0, b"")
+tap.eq(ra.recv()[0], c_after, "acks=0 is not answered: the next answer is the next request's")
+ra.send(0, 3, produce_body("raw", 0, record_batch([b"bad"], corrupt=True), acks=0))
+tap.ok(ra.closed(), "a failed acks=0 Produce closes the connection (its only way to tell)")
+
 # Bad frames close the connection; the hub goes on.
 r3 = Raw()
 r3.sock.sendall(struct.pack(">i", 2 << 20))
