@@ -312,13 +312,11 @@ session_new (MqttBroker *broker, const char *client_id)
   g_mutex_init (&s->lock);
   g_queue_init (&s->queue);
   g_queue_init (&s->inflight_order);
-  s->inflight = g_hash_table_new (g_direct_hash, g_direct_equal);
-  s->qos2_in = g_hash_table_new (g_direct_hash, g_direct_equal);
-  s->waiters = g_ptr_array_new_with_free_func ((GDestroyNotify) mqtt_conn_handle_unref);
+  /* inflight, qos2_in, waiters and dead_keys are made when first needed:
+   * most sessions never use them. */
   s->next_packet_id = 1;
   s->next_store_seq = 1;
   s->epoch = (guint64) g_get_real_time ();
-  s->dead_keys = g_ptr_array_new_with_free_func (g_free);
   return s;
 }
 
@@ -336,11 +334,11 @@ mqtt_session_unref (MqttSession *s)
     return;
   queued_list_free (&s->queue);
   /* The in-flight copies are in both the table and the order queue. */
-  g_hash_table_unref (s->inflight);
+  g_clear_pointer (&s->inflight, g_hash_table_unref);
   queued_list_free (&s->inflight_order);
-  g_hash_table_unref (s->qos2_in);
-  g_ptr_array_unref (s->waiters);
-  g_ptr_array_unref (s->dead_keys);
+  g_clear_pointer (&s->qos2_in, g_hash_table_unref);
+  g_clear_pointer (&s->waiters, g_ptr_array_unref);
+  g_clear_pointer (&s->dead_keys, g_ptr_array_unref);
   mqtt_conn_handle_unref (s->handle);
   g_mutex_clear (&s->lock);
   g_free (s->client_id);
@@ -380,9 +378,8 @@ session_end_locked (MqttBroker *broker, MqttSession *s)
   g_mutex_lock (&s->lock);
   s->ended = TRUE;
   waiters = g_steal_pointer (&s->waiters);
-  s->waiters = g_ptr_array_new_with_free_func ((GDestroyNotify) mqtt_conn_handle_unref);
   g_mutex_unlock (&s->lock);
-  for (guint i = 0; i < waiters->len; i++)
+  for (guint i = 0; waiters != NULL && i < waiters->len; i++)
     handle_invoke (waiters->pdata[i], broker->hooks.resume);
   g_hash_table_remove (broker->sessions, s->client_id);
   sluice_counter_set (broker->hooks.sessions, g_hash_table_size (broker->sessions));
@@ -551,6 +548,8 @@ mqtt_session_pop (MqttSession *s)
       /* MQTT-3.3.2-5: an expired message is not sent; its stored copy
        * goes with it. */
       sluice_counter_add (s->broker->hooks.dropped_expired, 1);
+      if (q->store_seq != 0 && s->dead_keys == NULL)
+        s->dead_keys = g_ptr_array_new_with_free_func (g_free);
       if (q->store_seq != 0)
         g_ptr_array_add (s->dead_keys, mqtt_kv_queued_key (s->client_id, s->epoch, q->store_seq));
       mqtt_queued_free (q);
@@ -561,13 +560,7 @@ mqtt_session_pop (MqttSession *s)
 GPtrArray *
 mqtt_session_take_dead_keys (MqttSession *s)
 {
-  GPtrArray *keys;
-
-  if (s->dead_keys->len == 0)
-    return NULL;
-  keys = g_steal_pointer (&s->dead_keys);
-  s->dead_keys = g_ptr_array_new_with_free_func (g_free);
-  return keys;
+  return g_steal_pointer (&s->dead_keys);
 }
 
 void
@@ -580,6 +573,8 @@ guint16
 mqtt_session_send_inflight (MqttSession *s, MqttQueued *q)
 {
   /* At most 65,535 in flight; the receive maximum keeps it far lower. */
+  if (s->inflight == NULL)
+    s->inflight = g_hash_table_new (g_direct_hash, g_direct_equal);
   while (s->next_packet_id == 0
          || g_hash_table_contains (s->inflight, GUINT_TO_POINTER (s->next_packet_id)))
     s->next_packet_id++;
@@ -592,13 +587,15 @@ mqtt_session_send_inflight (MqttSession *s, MqttQueued *q)
 MqttQueued *
 mqtt_session_inflight_lookup (MqttSession *s, guint16 packet_id)
 {
+  if (s->inflight == NULL)
+    return NULL;
   return g_hash_table_lookup (s->inflight, GUINT_TO_POINTER (packet_id));
 }
 
 MqttQueued *
 mqtt_session_inflight_remove (MqttSession *s, guint16 packet_id)
 {
-  MqttQueued *q = g_hash_table_lookup (s->inflight, GUINT_TO_POINTER (packet_id));
+  MqttQueued *q = mqtt_session_inflight_lookup (s, packet_id);
 
   if (q == NULL)
     return NULL;
@@ -610,7 +607,7 @@ mqtt_session_inflight_remove (MqttSession *s, guint16 packet_id)
 guint
 mqtt_session_inflight_count (MqttSession *s)
 {
-  return g_hash_table_size (s->inflight);
+  return s->inflight != NULL ? g_hash_table_size (s->inflight) : 0;
 }
 
 GList *
@@ -624,28 +621,33 @@ mqtt_session_take_waiters_if_drained (MqttSession *s)
 {
   GPtrArray *waiters;
 
-  if (s->waiters->len == 0 || g_queue_get_length (&s->queue) > s->broker->low_water)
+  if (s->waiters == NULL || g_queue_get_length (&s->queue) > s->broker->low_water)
     return NULL;
   waiters = g_steal_pointer (&s->waiters);
-  s->waiters = g_ptr_array_new_with_free_func ((GDestroyNotify) mqtt_conn_handle_unref);
   return waiters;
 }
 
 gboolean
 mqtt_session_qos2_received (MqttSession *s, guint16 packet_id)
 {
+  if (s->qos2_in == NULL)
+    return FALSE;
   return g_hash_table_contains (s->qos2_in, GUINT_TO_POINTER (packet_id));
 }
 
 void
 mqtt_session_qos2_add (MqttSession *s, guint16 packet_id)
 {
+  if (s->qos2_in == NULL)
+    s->qos2_in = g_hash_table_new (g_direct_hash, g_direct_equal);
   g_hash_table_add (s->qos2_in, GUINT_TO_POINTER (packet_id));
 }
 
 gboolean
 mqtt_session_qos2_release (MqttSession *s, guint16 packet_id)
 {
+  if (s->qos2_in == NULL)
+    return FALSE;
   return g_hash_table_remove (s->qos2_in, GUINT_TO_POINTER (packet_id));
 }
 
@@ -802,6 +804,8 @@ mqtt_broker_publish (MqttBroker *broker, MqttMessage *message, MqttSession *publ
         {
           gboolean known = FALSE;
 
+          if (s->waiters == NULL)
+            s->waiters = g_ptr_array_new_with_free_func ((GDestroyNotify) mqtt_conn_handle_unref);
           for (guint j = 0; j < s->waiters->len && !known; j++)
             known = s->waiters->pdata[j] == waiter;
           if (!known)

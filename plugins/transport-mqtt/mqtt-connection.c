@@ -804,8 +804,8 @@ mqtt_conn_open (MqttTransport *transport, SluiceConnection *connection)
   conn->last_packet = g_get_monotonic_time ();
   conn->receive_maximum = (guint) MIN (transport->options->receive_maximum, MQTT_MAX_INFLIGHT);
   conn->in_alias_max = (guint16) transport->options->topic_alias_maximum;
-  conn->in_aliases = g_new0 (char *, conn->in_alias_max + 1);
-  conn->kv_deletes = g_ptr_array_new_with_free_func (g_free);
+  /* in_aliases, kv_deletes and out_aliases are made when first needed:
+   * an idle connection should cost little. */
   g_queue_init (&conn->acks);
   /* One whole packet plus one read: the decoder refuses a larger packet as
    * soon as its fixed header is there. */

@@ -220,6 +220,8 @@ resolve_alias (MqttConn *conn, MqttPacket *packet)
       mqtt_conn_fail (conn, MQTT_RC_TOPIC_ALIAS_INVALID, why);
       return NULL;
     }
+  if (conn->in_aliases == NULL)
+    conn->in_aliases = g_new0 (char *, conn->in_alias_max + 1);
   if (*topic != '\0')
     {
       g_free (conn->in_aliases[alias]);
@@ -409,10 +411,18 @@ mqtt_pubsub_handle_publish (MqttConn *conn, MqttPacket *packet)
 /* --- acknowledgements from the client (PUBLISH out) --- */
 
 static void
+conn_kv_delete (MqttConn *conn, char *key)
+{
+  if (conn->kv_deletes == NULL)
+    conn->kv_deletes = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (conn->kv_deletes, key);
+}
+
+static void
 conn_done_with (MqttConn *conn, MqttQueued *q)
 {
   if (q->store_seq != 0)
-    g_ptr_array_add (conn->kv_deletes,
+    conn_kv_delete (conn,
                      mqtt_kv_queued_key (conn->client_id,
                                          mqtt_session_get_epoch (conn->session),
                                          q->store_seq));
@@ -571,6 +581,8 @@ write_publish (MqttConn *conn, MqttQueued *q, gboolean dup)
 
   if (conn->version == MQTT_VERSION_5 && conn->client_alias_max > 0)
     {
+      if (conn->out_aliases == NULL)
+        conn->out_aliases = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
       alias = GPOINTER_TO_UINT (g_hash_table_lookup (conn->out_aliases, topic));
       if (alias == 0 && conn->next_out_alias < conn->client_alias_max)
         {
@@ -696,7 +708,7 @@ mqtt_pubsub_pump (MqttConn *conn)
   mqtt_session_unlock (session);
   if (dead != NULL)
     for (guint i = 0; i < dead->len; i++)
-      g_ptr_array_add (conn->kv_deletes, g_strdup (dead->pdata[i]));
+      conn_kv_delete (conn, g_strdup (dead->pdata[i]));
   if (waiters != NULL)
     mqtt_broker_resume_waiters (conn->transport->broker, waiters);
   if (more)
@@ -739,7 +751,6 @@ mqtt_pubsub_flush_kv (MqttConn *conn)
   if (conn->kv_deletes == NULL || conn->kv_deletes->len == 0)
     return;
   keys = g_steal_pointer (&conn->kv_deletes);
-  conn->kv_deletes = g_ptr_array_new_with_free_func (g_free);
   ops = g_array_sized_new (FALSE, TRUE, sizeof (SluiceKvOp), keys->len);
   for (guint i = 0; i < keys->len; i++)
     {
