@@ -30,6 +30,7 @@ struct _KafkaConn {
   gboolean paused_inflight;
   gboolean paused_output;
   gsize inflight_bytes;          /* frames of requests not yet answered */
+  gboolean tried_anonymous;
   GQueue pending;                /* KafkaPending*, request order */
   char *broker_host;
   gint32 broker_port;
@@ -90,9 +91,15 @@ kafka_conn_get_transport (KafkaConn *conn)
   return conn->transport;
 }
 
+static void conn_authenticate_anonymous (KafkaConn *conn);
+
 SluicePrincipal *
 kafka_conn_get_principal (KafkaConn *conn)
 {
+  /* Asked only when a request needs an identity: a client that does SASL
+   * first never makes the auth chain log an anonymous refusal. */
+  if (conn->principal == NULL && !conn->tried_anonymous && conn->connection != NULL)
+    conn_authenticate_anonymous (conn);
   return conn->principal;
 }
 
@@ -207,12 +214,20 @@ conn_authenticate_default (KafkaConn *conn)
                         "authenticate: %s", transport->options->anonymous_policy,
                         error->message);
     }
-  else
-    {
-      /* Anonymous when [auth] allow-anonymous says so; otherwise requests
-       * are refused per operation until SASL is done. */
-      principal = sluice_host_authenticate (transport->host, NULL, NULL);
-    }
+  if (principal != NULL)
+    kafka_conn_set_principal (conn, principal);
+}
+
+static void
+conn_authenticate_anonymous (KafkaConn *conn)
+{
+  KafkaTransport *transport = conn->transport;
+  SluicePrincipal *principal;
+
+  /* Anonymous when [auth] allow-anonymous says so; otherwise requests are
+   * refused per operation until SASL is done. */
+  conn->tried_anonymous = TRUE;
+  principal = sluice_host_authenticate (transport->host, NULL, NULL);
   if (principal != NULL)
     kafka_conn_set_principal (conn, principal);
 }
