@@ -123,6 +123,60 @@ tap.eq(res.get("total"), 40, "together they read each of the 40 messages")
 tap.ok(res.get("b_only") == [0, 1, 2, 3],
        "when one leaves, the group rebalances and the other gets all 4 partitions", (res, err))
 
+# --- a member that dies: its session expires and the survivor takes over ------------------------
+
+MEMBER = r"""
+import sys, time, confluent_kafka as ck
+broker, want = sys.argv[1], int(sys.argv[2])
+c = ck.Consumer({"bootstrap.servers": broker, "group.id": "crash", "auto.offset.reset": "earliest",
+                 "enable.auto.commit": False, "session.timeout.ms": 6000,
+                 "heartbeat.interval.ms": 500, "partition.assignment.strategy": "range"})
+c.subscribe(["grp"])
+said = set()
+deadline = time.time() + 90
+while time.time() < deadline:
+    c.poll(0.2)
+    n = len(c.assignment())
+    if n not in said:
+        said.add(n)
+        print("assigned %d" % n, flush=True)
+    if n == want:
+        print("done", flush=True)
+        break
+"""
+
+
+def wait_line(proc, want, timeout):
+    import select
+    import time as _t
+    end = _t.monotonic() + timeout
+    seen = []
+    while _t.monotonic() < end:
+        r, _, _ = select.select([proc.stdout], [], [], max(0.0, end - _t.monotonic()))
+        if not r:
+            break
+        line = proc.stdout.readline().decode().strip()
+        if not line:
+            break
+        seen.append(line)
+        if line == want:
+            return True, seen
+    return False, seen
+
+
+a = subprocess.Popen(["/usr/bin/python3", "-c", MEMBER, broker(), "99"], stdout=subprocess.PIPE)
+ok_a, seen_a = wait_line(a, "assigned 4", 40)
+b = subprocess.Popen(["/usr/bin/python3", "-c", MEMBER, broker(), "4"], stdout=subprocess.PIPE)
+ok_b, seen_b = wait_line(b, "assigned 2", 40)
+tap.ok(ok_a and ok_b, "a second member joins: the partitions are split", (seen_a, seen_b))
+a.kill()
+a.wait()
+ok_all, seen_all = wait_line(b, "done", 40)
+b.kill()
+b.wait()
+tap.ok(ok_all, "the first member is killed (no LeaveGroup): when its session expires the "
+       "survivor gets all 4 partitions", seen_b + seen_all)
+
 # --- python3-kafka in a group, commit -------------------------------------------------------------
 
 KP = r"""
