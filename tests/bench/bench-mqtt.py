@@ -19,7 +19,7 @@
 #   tests/bench/bench-mqtt.py --load tests/bench/mqtt-load --seconds 10 --runs 3
 #
 # Sluice's access for the plain bench topics, tried in this order (--sluice-auth):
-#   anonymous  [transport.mqtt] allow-anonymous + [mqtt-acl.bench] principal = anonymous
+#   anonymous  [auth] allow-anonymous + [mqtt-acl.bench] principal = anonymous
 #   policy     Username = policy name, Password = the policy's SAS token,
 #              [mqtt-acl.bench] principal = policy:bench
 #   device     no plain topics: publishers are devices sending telemetry
@@ -186,7 +186,7 @@ class Sluiced:
         sections = [
             ("hub", {"hostname": HOST, "data-dir": data_dir, "workers": 2}),
             ("storage", {"plugin": "file"}),
-            ("auth", {"chain": "key"}),
+            ("auth", {"chain": "key", "allow-anonymous": self.mode == "anonymous"}),
             ("auth.key", {"plugin": "key"}),
             ("policy.bench", {"primary-key": self.key,
                               "rights": ["RegistryRead", "RegistryWrite", "ServiceConnect",
@@ -194,8 +194,6 @@ class Sluiced:
             ("stream.events", {"partitions": 4, "durability": "batch"}),
         ]
         mqtt = {"plugin": "mqtt", "listen": "127.0.0.1:0", "max-connections": IDLE + 100}
-        if self.mode == "anonymous":
-            mqtt["allow-anonymous"] = True
         sections.append(("transport.mqtt", mqtt))
         if self.mode == "device":
             # Devices are created over the HTTPS registry.
