@@ -256,7 +256,7 @@ typedef struct {
   const char *stream;
   KafkaListOffsetsPartitionResponse *slot;
   gint64 target;                 /* timestamp searched */
-  gint64 from;                   /* next offset to read */
+  gint64 lo, hi;                 /* the answer's batch starts in [lo, hi] (hi: none) */
 } ListSearch;
 
 struct _ListOp {
@@ -279,41 +279,40 @@ list_op_finish (ListOp *op)
 static void list_search_read (ListSearch *search);
 
 /* Batches are stamped with their append time (LogAppendTime), so every
- * record of a batch has its max timestamp: the first batch at or after the
- * target holds the answer, at its base offset. */
+ * record of a batch has its max timestamp and the times grow along the
+ * partition: a binary search over offsets finds the first batch at or after
+ * the target in O(log n) one-batch reads (were the clock ever set back, the
+ * answer is one batch of that region, as Kafka's time index gives too). */
 static void
 list_search_done (SluiceReadResult *result, const GError *error, gpointer user_data)
 {
   ListSearch *search = user_data;
   ListOp *op = search->op;
-  gboolean finished = TRUE;
+  SluiceBatch *batch = NULL;
 
   if (error != NULL)
-    search->slot->error_code = kafka_error_from_sluice (error);
+    {
+      search->slot->error_code = kafka_error_from_sluice (error);
+      search->lo = search->hi;
+    }
+  else if (result->batches->len == 0)
+    search->lo = search->hi;
   else
     {
-      for (guint i = 0; i < result->batches->len; i++)
+      batch = result->batches->pdata[0];
+      if (batch->max_timestamp >= search->target)
         {
-          SluiceBatch *batch = result->batches->pdata[i];
-
-          if (batch->base_offset + batch->record_count <= search->from)
-            continue;
-          if (batch->max_timestamp >= search->target)
-            {
-              search->slot->offset = MAX (batch->base_offset, search->from);
-              search->slot->timestamp = batch->max_timestamp;
-              goto done;
-            }
-          search->from = batch->base_offset + batch->record_count;
+          /* This batch qualifies: the answer is it or one before it. */
+          search->hi = MIN (search->hi, batch->base_offset);
+          search->slot->offset = MAX (batch->base_offset, search->lo);
+          search->slot->timestamp = batch->max_timestamp;
         }
-      /* Not found yet: go on while there is more. */
-      if (result->batches->len > 0 && search->from < result->next)
-        finished = FALSE;
+      else
+        search->lo = batch->base_offset + batch->record_count;
     }
-done:
   if (result != NULL)
     sluice_read_result_free (result);
-  if (!finished)
+  if (search->lo < search->hi)
     {
       list_search_read (search);
       return;
@@ -327,10 +326,11 @@ static void
 list_search_read (ListSearch *search)
 {
   KafkaTransport *t = kafka_conn_get_transport (search->op->conn);
+  gint64 mid = search->lo + (search->hi - search->lo) / 2;
 
+  /* max_bytes 1: exactly the batch that holds `mid`. */
   sluice_host_read (t->host, kafka_conn_get_principal (search->op->conn), search->stream,
-                    search->slot->partition, search->from, 1 << 20, 0, NULL,
-                    list_search_done, search);
+                    search->slot->partition, mid, 1, 0, NULL, list_search_done, search);
 }
 
 void
@@ -397,7 +397,8 @@ kafka_handle_list_offsets (KafkaConn *conn, KafkaPending *pending, KafkaRequest 
               search->stream = topic->name;
               search->slot = slot;
               search->target = p->timestamp;
-              search->from = first;
+              search->lo = first;
+              search->hi = next;
               op->outstanding++;
               list_search_read (search);
             }
