@@ -91,6 +91,7 @@ mqtt_transport_sources = \
 	plugins/transport-mqtt/mqtt-connection.c \
 	plugins/transport-mqtt/mqtt-pubsub.c \
 	plugins/transport-mqtt/mqtt-persist.c \
+	plugins/transport-mqtt/mqtt-bridge.c \
 	plugins/transport-mqtt/mqtt-broker.h \
 	plugins/transport-mqtt/mqtt-broker.c \
 	plugins/transport-mqtt/mqtt-iothub.c

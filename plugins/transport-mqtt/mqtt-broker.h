@@ -125,6 +125,7 @@ void mqtt_ended_session_free (MqttEndedSession *ended);
 GPtrArray *mqtt_broker_expire_sessions (MqttBroker *broker);
 MqttSession *mqtt_session_ref (MqttSession *session);
 void mqtt_session_unref (MqttSession *session);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MqttSession, mqtt_session_unref)
 const char *mqtt_session_get_client_id (MqttSession *session);
 gboolean mqtt_session_is_persistent (MqttSession *session);
 guint mqtt_broker_session_count (MqttBroker *broker);

@@ -30,6 +30,7 @@ struct _MqttConn {
   char *client_id;
   char *username;                /* as sent in CONNECT, for re-authentication */
   char *device_id;               /* the IoT Hub device, NULL for other logins */
+  char *module_id;               /* its module, for a module login */
   char *auth_method;             /* iothub-connection-auth-method JSON */
   char *sas_auth_method;         /* v5 CONNECT Authentication Method `SAS` */
   guint keepalive;               /* seconds enforced; 0: none */
@@ -42,6 +43,7 @@ struct _MqttConn {
   MqttSession *session;
   guint32 session_expiry;        /* seconds; G_MAXUINT32: never */
   gboolean session_expiry_set;   /* v5 CONNECT had the property */
+  gboolean session_stored;       /* its record is in the KV */
   MqttMessage *will;             /* sent unless a normal DISCONNECT came */
   guint32 will_delay;
 
@@ -80,8 +82,9 @@ void mqtt_pubsub_handle_unsubscribe (MqttConn *conn, const MqttPacket *packet);
 void mqtt_pubsub_pump (MqttConn *conn);
 /* A resumed session: resend what was in flight (MQTT-4.4.0-1). */
 void mqtt_pubsub_resend_inflight (MqttConn *conn);
-/* Publish the will now (or after its delay). */
-void mqtt_pubsub_send_will (MqttConn *conn);
+/* Publish the will now (or after its delay; `session`, may be NULL, is the
+ * one whose resumption cancels a delayed will). */
+void mqtt_pubsub_send_will (MqttConn *conn, MqttSession *session);
 /* Delete delivered stored copies (batched). */
 void mqtt_pubsub_flush_kv (MqttConn *conn);
 /* Build a message from a PUBLISH (or a will) with the forwarded v5

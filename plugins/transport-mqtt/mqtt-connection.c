@@ -44,6 +44,7 @@ mqtt_conn_unref (MqttConn *conn)
   g_free (conn->client_id);
   g_free (conn->username);
   g_free (conn->device_id);
+  g_free (conn->module_id);
   g_free (conn->auth_method);
   g_free (conn->sas_auth_method);
   g_free (conn);
@@ -59,6 +60,12 @@ const char *
 mqtt_conn_get_device_id (MqttConn *conn)
 {
   return conn->device_id;
+}
+
+const char *
+mqtt_conn_get_module_id (MqttConn *conn)
+{
+  return conn->module_id;
 }
 
 MqttTransport *
@@ -403,13 +410,21 @@ conn_authenticate (MqttConn *conn, const char *username, const char *password,
   credentials.client_id = conn->client_id;
   credentials.peer_certs = sluice_connection_get_peer_certs (conn->connection);
   g_clear_pointer (&conn->device_id, g_free);
+  g_clear_pointer (&conn->module_id, g_free);
   if (mqtt_iothub_is_device_login (username, conn->client_id))
     {
-      /* The token must cover this hub's device, whatever host the username
-       * names. */
-      conn->device_id = g_strdup (conn->client_id);
-      resource = g_strdup_printf ("%s/devices/%s", sluice_host_get_hostname (transport->host),
-                                  conn->device_id);
+      /* The token must cover this hub's device (or module), whatever host
+       * the username names. */
+      const char *slash = strchr (conn->client_id, '/');
+
+      conn->device_id = slash != NULL ? g_strndup (conn->client_id, slash - conn->client_id)
+                                      : g_strdup (conn->client_id);
+      conn->module_id = slash != NULL ? g_strdup (slash + 1) : NULL;
+      resource = slash != NULL
+        ? g_strdup_printf ("%s/devices/%s/modules/%s", sluice_host_get_hostname (transport->host),
+                           conn->device_id, conn->module_id)
+        : g_strdup_printf ("%s/devices/%s", sluice_host_get_hostname (transport->host),
+                           conn->device_id);
       credentials.resource = resource;
     }
   else if (username == NULL && password == NULL && credentials.peer_certs != NULL)
@@ -605,7 +620,10 @@ conn_handle_connect (MqttConn *conn, MqttPacket *packet)
   if (ended_epoch != 0)
     mqtt_persist_delete_session (transport, conn->client_id, ended_epoch);
   if (conn->session_expiry > 0)
-    mqtt_persist_save_session (transport, conn->session, conn->session_expiry, NULL, NULL);
+    {
+      conn->session_stored = TRUE;
+      mqtt_persist_save_session (transport, conn->session, conn->session_expiry, NULL, NULL);
+    }
 
   if (conn->version == MQTT_VERSION_5)
     {
@@ -710,6 +728,28 @@ conn_handle_auth (MqttConn *conn, const MqttPacket *packet)
 
 /* --- DISCONNECT --- */
 
+/* The connection is over for its session: the will goes out (unless a
+ * normal DISCONNECT discarded it) and the session is detached, ended when
+ * it expires now. Done at DISCONNECT already, so that a client reconnecting
+ * at once finds the session as it should be. */
+static void
+conn_end_session (MqttConn *conn)
+{
+  MqttTransport *transport = conn->transport;
+  g_autoptr (MqttSession) session = g_steal_pointer (&conn->session);
+
+  if (conn->will != NULL)
+    mqtt_pubsub_send_will (conn, session);
+  if (session != NULL)
+    {
+      guint64 epoch = mqtt_session_get_epoch (session);
+
+      if (mqtt_broker_detach (transport->broker, session, conn->handle, conn->session_expiry)
+          && conn->session_stored)
+        mqtt_persist_delete_session (transport, conn->client_id, epoch);
+    }
+}
+
 static void
 conn_handle_disconnect (MqttConn *conn, const MqttPacket *packet)
 {
@@ -730,6 +770,8 @@ conn_handle_disconnect (MqttConn *conn, const MqttPacket *packet)
                                   (guint32) MIN (conn->transport->options->max_session_expiry,
                                                  G_MAXUINT32));
       if (conn->session_expiry > 0 && conn->session != NULL)
+        conn->session_stored = TRUE;
+      if (conn->session_expiry > 0 && conn->session != NULL)
         mqtt_persist_save_session (conn->transport, conn->session, conn->session_expiry,
                                    NULL, NULL);
     }
@@ -737,6 +779,7 @@ conn_handle_disconnect (MqttConn *conn, const MqttPacket *packet)
   if (!(conn->version == MQTT_VERSION_5 && packet->reason == MQTT_RC_DISCONNECT_WITH_WILL))
     g_clear_pointer (&conn->will, mqtt_message_unref);
   conn->disconnected = TRUE;
+  conn_end_session (conn);
   conn_close (conn);
 }
 
@@ -897,17 +940,7 @@ mqtt_conn_closed (MqttConn *conn)
       g_source_destroy (conn->keepalive_source);
       g_clear_pointer (&conn->keepalive_source, g_source_unref);
     }
-  if (conn->will != NULL)
-    mqtt_pubsub_send_will (conn);
-  if (conn->session != NULL)
-    {
-      guint64 epoch = mqtt_session_get_epoch (conn->session);
-
-      if (mqtt_broker_detach (transport->broker, conn->session, conn->handle,
-                              conn->session_expiry)
-          && mqtt_session_is_persistent (conn->session))
-        mqtt_persist_delete_session (transport, conn->client_id, epoch);
-    }
+  conn_end_session (conn);
   mqtt_pubsub_flush_kv (conn);
   g_clear_pointer (&conn->handle, mqtt_conn_handle_unref);
   /* Acks still in flight hold their own refs and are dropped as their

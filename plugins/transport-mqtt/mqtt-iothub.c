@@ -20,8 +20,11 @@ mqtt_iothub_is_device_login (const char *username, const char *client_id)
   const char *rest;
   gsize id_len;
 
-  if (username == NULL || client_id == NULL || *client_id == '\0'
-      || strchr (client_id, '/') != NULL)  /* modules come later */
+  const char *slash = client_id != NULL ? strchr (client_id, '/') : NULL;
+
+  /* `{id}` or, for a module, `{id}/{module}`: neither part empty. */
+  if (username == NULL || client_id == NULL || *client_id == '\0' || slash == client_id
+      || (slash != NULL && (slash[1] == '\0' || strchr (slash + 1, '/') != NULL)))
     return FALSE;
   rest = strchr (username, '/');
   if (rest == NULL || rest == username)
@@ -36,9 +39,11 @@ mqtt_iothub_is_device_login (const char *username, const char *client_id)
 }
 
 gboolean
-mqtt_iothub_parse_events_topic (const char *topic, char **device_id, const char **bag)
+mqtt_iothub_parse_events_topic (const char *topic, char **device_id, char **module_id,
+                                const char **bag)
 {
   const char *id_start, *id_end, *rest;
+  const char *mod_start = NULL, *mod_end = NULL;
 
   if (!g_str_has_prefix (topic, "devices/"))
     return FALSE;
@@ -47,6 +52,14 @@ mqtt_iothub_parse_events_topic (const char *topic, char **device_id, const char 
   if (id_end == NULL || id_end == id_start)
     return FALSE;
   rest = id_end;
+  if (g_str_has_prefix (rest, "/modules/"))
+    {
+      mod_start = rest + strlen ("/modules/");
+      mod_end = strchr (mod_start, '/');
+      if (mod_end == NULL || mod_end == mod_start)
+        return FALSE;
+      rest = mod_end;
+    }
   if (!g_str_has_prefix (rest, "/messages/events"))
     return FALSE;
   rest += strlen ("/messages/events");
@@ -55,6 +68,8 @@ mqtt_iothub_parse_events_topic (const char *topic, char **device_id, const char 
   else if (*rest != '\0')
     return FALSE;                /* `/messages/eventsX` */
   *device_id = g_strndup (id_start, (gsize) (id_end - id_start));
+  if (module_id != NULL)
+    *module_id = mod_start != NULL ? g_strndup (mod_start, (gsize) (mod_end - mod_start)) : NULL;
   *bag = rest;
   return TRUE;
 }
@@ -240,12 +255,13 @@ mqtt_iothub_handle_publish (MqttConn *conn, const MqttPacket *packet, const char
   MqttTransport *transport = mqtt_conn_get_transport (conn);
   const MqttPublish *pub = &packet->publish;
   g_autofree char *device_id = NULL;
+  g_autofree char *module_id = NULL;
   g_autoptr (GPtrArray) headers = NULL;
   g_autoptr (GError) error = NULL;
   const char *bag = NULL;
   PublishCtx *ctx;
 
-  if (!mqtt_iothub_parse_events_topic (topic, &device_id, &bag))
+  if (!mqtt_iothub_parse_events_topic (topic, &device_id, &module_id, &bag))
     {
       const char *why = g_str_has_prefix (topic, "$iothub/twin/")
                           ? "device twins are not implemented yet"
@@ -259,10 +275,13 @@ mqtt_iothub_handle_publish (MqttConn *conn, const MqttPacket *packet, const char
   if (!sluice_host_authorize (transport->host, mqtt_conn_get_principal (conn),
                               SLUICE_ACTION_DEVICE_SEND, device_id, &error)
       || (mqtt_conn_get_device_id (conn) != NULL
-          && !g_str_equal (mqtt_conn_get_device_id (conn), device_id)))
+          && !g_str_equal (mqtt_conn_get_device_id (conn), device_id))
+      || g_strcmp0 (mqtt_conn_get_module_id (conn), module_id) != 0)
     {
-      g_autofree char *why = g_strdup_printf ("not authorized to send as device '%s'",
-                                              device_id);
+      g_autofree char *why = module_id != NULL
+        ? g_strdup_printf ("not authorized to send as module '%s' of device '%s'", module_id,
+                           device_id)
+        : g_strdup_printf ("not authorized to send as device '%s'", device_id);
       refuse_publish (conn, packet, MQTT_RC_NOT_AUTHORIZED, why);
       return;
     }
@@ -301,6 +320,8 @@ mqtt_iothub_handle_publish (MqttConn *conn, const MqttPacket *packet, const char
       }
   }
   set_header (headers, "iothub-connection-device-id", device_id);
+  if (module_id != NULL)
+    set_header (headers, "iothub-connection-module-id", module_id);
   set_header (headers, "iothub-connection-auth-method", mqtt_conn_get_auth_method (conn));
   set_header (headers, "mqtt-topic", topic);
   g_ptr_array_add (headers, NULL);

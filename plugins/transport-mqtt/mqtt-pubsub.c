@@ -262,6 +262,9 @@ mapped_headers (MqttConn *conn, const char *topic, const MqttProperties *props)
     }
   g_ptr_array_add (h, g_strdup ("mqtt-client-id"));
   g_ptr_array_add (h, g_strdup (conn->client_id));
+  /* So that a bridge out of the same stream does not send it back. */
+  g_ptr_array_add (h, g_strdup ("mqtt-transport"));
+  g_ptr_array_add (h, g_strdup (conn->transport->instance_name));
   for (guint i = 0; props->user != NULL && i < props->user->len; i++)
     {
       MqttUserProperty *u = &g_array_index (props->user, MqttUserProperty, i);
@@ -852,12 +855,12 @@ delayed_will_free (gpointer data)
 }
 
 void
-mqtt_pubsub_send_will (MqttConn *conn)
+mqtt_pubsub_send_will (MqttConn *conn, MqttSession *session)
 {
   g_autoptr (MqttMessage) will = g_steal_pointer (&conn->will);
   guint32 delay = MIN (conn->will_delay, conn->session_expiry);
 
-  if (delay == 0 || conn->session == NULL)
+  if (delay == 0 || session == NULL)
     {
       will_publish (conn->transport, will, conn->client_id);
       return;
@@ -868,7 +871,7 @@ mqtt_pubsub_send_will (MqttConn *conn)
 
     d->transport = conn->transport;
     d->will = mqtt_message_ref (will);
-    d->session = mqtt_session_ref (conn->session);
+    d->session = mqtt_session_ref (session);
     d->client_id = g_strdup (conn->client_id);
     g_source_set_callback (source, delayed_will_fire, d, delayed_will_free);
     g_source_attach (source, conn->handle->context);

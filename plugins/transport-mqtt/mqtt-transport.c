@@ -116,6 +116,9 @@ mqtt_create (SluiceHost *host, const SluiceTransportConfig *config, const void *
   transport->dropped_too_large = transport_counter (host, name, "sluice_mqtt_dropped_total",
                                                     "reason=\"too-large-for-client\"",
                                                     "MQTT messages not delivered, by reason");
+  transport->bridged_out = transport_counter (host, name, "sluice_mqtt_bridged_out_total", NULL,
+                                              "stream records published to MQTT "
+                                              "subscribers ([mqtt-map.*] out)");
   transport->backpressure = transport_counter (host, name, "sluice_mqtt_backpressure_total",
                                                NULL, "times a publisher stopped being read "
                                                "because a subscriber's session was full");
@@ -159,6 +162,7 @@ mqtt_start (gpointer self, GError **error)
                       transport->instance_name);
       return FALSE;
     }
+  transport->bridge = mqtt_bridge_start (transport);
   transport->expiry_source = g_timeout_source_new_seconds (1);
   g_source_set_callback (transport->expiry_source, expiry_tick, transport, NULL);
   g_source_attach (transport->expiry_source, NULL);
@@ -171,6 +175,7 @@ mqtt_stop (gpointer self)
   MqttTransport *transport = self;
 
   /* The core drains the connections; in-flight appends still complete. */
+  mqtt_bridge_stop (transport->bridge);
   if (transport->expiry_source != NULL)
     {
       g_source_destroy (transport->expiry_source);
@@ -184,6 +189,7 @@ mqtt_destroy (gpointer self)
   MqttTransport *transport = self;
 
   mqtt_stop (transport);
+  g_clear_pointer (&transport->bridge, mqtt_bridge_free);
   mqtt_broker_free (transport->broker);
   mqtt_map_free (transport->map);
   mqtt_acl_free (transport->acl);

@@ -23,6 +23,7 @@ typedef struct {
 } MqttOptions;
 
 typedef struct _MqttMap MqttMap;
+typedef struct _MqttBridge MqttBridge;
 typedef struct _MqttAcl MqttAcl;
 
 typedef struct {
@@ -37,6 +38,8 @@ typedef struct {
    * principal. */
   SluicePrincipal *map_principal;
   GSource *expiry_source;        /* session expiry, on the main context */
+  MqttBridge *bridge;            /* streams bridged out ([mqtt-map.*] out) */
+  SluiceCounter *bridged_out;
   SluiceCounter *connections;    /* gauge */
   gint n_connections;            /* atomic */
   SluiceCounter *connects_refused;
@@ -63,12 +66,19 @@ gpointer mqtt_conn_open (MqttTransport *transport, SluiceConnection *connection)
 gsize mqtt_conn_input (MqttConn *conn, const guint8 *data, gsize len);
 void mqtt_conn_drained (MqttConn *conn);
 void mqtt_conn_closed (MqttConn *conn);
+/* mqtt-bridge.c: streams bridged out to MQTT subscribers (main thread).
+ * NULL when no map bridges out. */
+MqttBridge *mqtt_bridge_start (MqttTransport *transport);
+void mqtt_bridge_stop (MqttBridge *bridge);
+void mqtt_bridge_free (MqttBridge *bridge);
 /* The broker with the connection callbacks wired in. */
 MqttBroker *mqtt_transport_broker_new (MqttTransport *transport);
 
 /* What mqtt-iothub.c needs of a connection. */
 MqttVersion mqtt_conn_get_version (MqttConn *conn);
 const char *mqtt_conn_get_device_id (MqttConn *conn);
+/* `{module}` of a module login (ClientId `{id}/{module}`), else NULL. */
+const char *mqtt_conn_get_module_id (MqttConn *conn);
 MqttTransport *mqtt_conn_get_transport (MqttConn *conn);
 SluicePrincipal *mqtt_conn_get_principal (MqttConn *conn);
 const char *mqtt_conn_get_auth_method (MqttConn *conn);
@@ -106,7 +116,7 @@ guint8 mqtt_iothub_subscribe_reason (MqttConn *conn, const MqttSubscription *sub
 /* `devices/{id}/messages/events/{bag}` (the trailing `/` and the bag may be
  * absent): TRUE with the device id (transfer full) and the bag (a pointer
  * into `topic`, "" when absent). */
-gboolean mqtt_iothub_parse_events_topic (const char *topic, char **device_id,
+gboolean mqtt_iothub_parse_events_topic (const char *topic, char **device_id, char **module_id,
                                          const char **bag);
 /* Parse an url-encoded property bag `k=v&k2=v2` into record headers,
  * appended to `headers` as name, value pairs (transfer full strings):

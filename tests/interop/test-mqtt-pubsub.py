@@ -53,9 +53,14 @@ extra = [
                         "subscribe": ["fleet/%d/#"]}),
     ("mqtt-map.sensors", {"filter": "sensors/#", "stream": "sensors", "key": "topic",
                           "direction": "in"}),
+    ("mqtt-map.cmds", {"stream": "commands", "direction": "out", "topic-prefix": "public/cmd"}),
+    ("mqtt-map.loop", {"filter": "public/loop/#", "stream": "loop", "key": "topic",
+                       "direction": "both", "topic-prefix": "public/loop/out"}),
 ]
 streams = {"events": {"partitions": 2, "durability": "batch"},
-           "sensors": {"partitions": 2, "durability": "batch"}}
+           "sensors": {"partitions": 2, "durability": "batch"},
+           "commands": {"partitions": 2, "durability": "batch"},
+           "loop": {"partitions": 1, "durability": "batch"}}
 hub = st.Hub(st.https_hub_config(data_dir, policies, streams, extra=extra,
                                  hub={"log-level": "info"}).replace(
                  "[auth]\nchain = key\n", "[auth]\nchain = key\nallow-anonymous = true\n"),
@@ -397,6 +402,36 @@ tap.ok(found is not None and props_of.get("mqtt-topic") == "sensors/room1"
        and props_of.get("unit") == "C",
        "the mapped publish reads back over HTTPS with key = topic, mqtt-topic and the user "
        "property", found)
+
+# --- 7b. a stream bridged out: records sent over HTTPS reach MQTT subscribers
+
+cmd_sub = Client("cmd-sub")
+cmd_sub.connect()
+cmd_sub.subscribe("public/cmd/#", qos=1)
+time.sleep(0.5)
+batch = [{"Body": "open valve %d" % i, "UserProperties": {"sender": "ops"},
+          "BrokerProperties": {"PartitionKey": "valve%d" % i}} for i in range(4)]
+status, _, _ = st.http_request(https(), "POST", "/commands/messages", body=json.dumps(batch),
+                               headers={"Authorization": OWNER,
+                                        "Content-Type": "application/vnd.microsoft.servicebus.json"})
+tap.eq(status, 201, "4 records sent to stream 'commands' over HTTPS")
+cmd_sub.got(4)
+time.sleep(0.3)
+got = sorted((m.topic, m.payload, dict(m.properties.UserProperty).get("sender"))
+             for m in cmd_sub.messages)
+tap.eq(got, sorted(("public/cmd/valve%d" % i, b"open valve %d" % i, "ops") for i in range(4)),
+       "[mqtt-map.cmds] out: each record reaches MQTT on public/cmd/{key} with its properties")
+cmd_sub.close()
+
+loop_sub = Client("loop-sub")
+loop_sub.connect()
+loop_sub.subscribe("public/loop/#", qos=1)
+mosquitto_pub(["-q", "1", "-t", "public/loop/a", "-m", "once"])
+loop_sub.got(1)
+time.sleep(1.0)
+tap.eq([(m.topic, m.payload) for m in loop_sub.messages], [("public/loop/a", b"once")],
+       "a `both` map does not send an MQTT publish back out as a second copy (no loop)")
+loop_sub.close()
 
 # --- 8. back-pressure: a subscriber that stops reading loses nothing ------
 

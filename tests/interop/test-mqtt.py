@@ -304,6 +304,9 @@ for v5 in (False, True):
     got = c.packet() or b""
     tap.ok(got[:4] == bytes([0x20, len(got) - 2, 0, 0]),
            "%s: clean session 1 discards it (session present 0)" % ("v5" if v5 else "3.1.1"), got)
+    # Its own (clean) session ends with it: wait for that before the next round.
+    c.send(b"\xe0\x00")
+    c.closed()
     c.close()
 c, ack = device_client(True, keepalive=0)
 tap.ok(ack is not None and b"\x13\x04\xb0" in ack,
@@ -435,6 +438,26 @@ for v5 in (False, True):
     c.close()
 bystander.send(b"\xc0\x00")
 tap.eq(bystander.packet(), b"\xd0\x00", "the other client still gets PINGRESP")
+
+# --- modules: ClientId {id}/{module}, the device's token, the module's telemetry topic --------
+
+cmd = ["mosquitto_pub", "-V", "mqttv311", "-q", "1", "-h", mqtt[0], "-p", str(mqtt[1]),
+       "-i", "dev1/filter", "-u", "%s/dev1/filter/?api-version=2021-04-12" % HOST,
+       "-P", TOKEN["dev1"], "-t", "devices/dev1/modules/filter/messages/events/stage=2",
+       "-m", "from-module"]
+res = subprocess.run(cmd, capture_output=True, timeout=30)
+tap.ok(res.returncode == 0, "a module login (dev1/filter) publishes to its module topic",
+       res.stderr)
+recs = [r for r in wait_records("dev1", 1) if r.get("value", r.get("body")) == "from-module"
+        or "from-module" in json.dumps(r)]
+props = recs[0].get("properties", {}) if recs else {}
+tap.ok(props.get("iothub-connection-module-id") == "filter" and props.get("stage") == "2"
+       and props.get("iothub-connection-device-id") == "dev1",
+       "module telemetry reads back with iothub-connection-module-id and its property bag", recs)
+cmd[cmd.index("-t") + 1] = "devices/dev1/messages/events/"
+res = subprocess.run(cmd + ["-V", "mqttv5"], capture_output=True, timeout=30)
+tap.ok(res.returncode != 0 or b"not authorized" in res.stderr.lower(),
+       "a module may not publish as its device", res.stderr)
 
 # --- revocation: disabling the device closes its connection ----------------------------------
 

@@ -97,7 +97,7 @@ test_events_topic (void)
       g_autofree char *id = NULL;
       const char *bag = NULL;
 
-      g_assert_true (mqtt_iothub_parse_events_topic (ok[i].topic, &id, &bag));
+      g_assert_true (mqtt_iothub_parse_events_topic (ok[i].topic, &id, NULL, &bag));
       g_assert_cmpstr (id, ==, ok[i].id);
       g_assert_cmpstr (bag, ==, ok[i].bag);
     }
@@ -106,7 +106,7 @@ test_events_topic (void)
       char *id = NULL;
       const char *bag = NULL;
 
-      g_assert_false (mqtt_iothub_parse_events_topic (bad[i], &id, &bag));
+      g_assert_false (mqtt_iothub_parse_events_topic (bad[i], &id, NULL, &bag));
       g_assert_null (id);
     }
 }
@@ -126,6 +126,27 @@ test_device_login (void)
   g_assert_false (mqtt_iothub_is_device_login ("owner", "dev1"));
   g_assert_false (mqtt_iothub_is_device_login (NULL, "dev1"));
   g_assert_false (mqtt_iothub_is_device_login ("hub//?x", ""));
+  /* Modules: ClientId `{id}/{module}`, Username `{host}/{id}/{module}/?...`. */
+  g_assert_true (mqtt_iothub_is_device_login ("hub/dev1/mod1/?api-version=2021-04-12",
+                                              "dev1/mod1"));
+  g_assert_false (mqtt_iothub_is_device_login ("hub/dev1/mod2/?api-version=1", "dev1/mod1"));
+  g_assert_false (mqtt_iothub_is_device_login ("hub/dev1/?api-version=1", "dev1/mod1"));
+  g_assert_false (mqtt_iothub_is_device_login ("hub/dev1/m/x/", "dev1/m/x"));
+  g_assert_false (mqtt_iothub_is_device_login ("hub/dev1//", "dev1/"));
+  {
+    g_autofree char *id = NULL;
+    g_autofree char *module = NULL;
+    const char *bag = NULL;
+
+    g_assert_true (mqtt_iothub_parse_events_topic ("devices/d1/modules/m1/messages/events/a=1",
+                                                   &id, &module, &bag));
+    g_assert_cmpstr (id, ==, "d1");
+    g_assert_cmpstr (module, ==, "m1");
+    g_assert_cmpstr (bag, ==, "a=1");
+    g_clear_pointer (&id, g_free);
+    g_assert_false (mqtt_iothub_parse_events_topic ("devices/d1/modules//messages/events/",
+                                                    &id, &module, &bag));
+  }
 }
 
 int
