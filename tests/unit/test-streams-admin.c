@@ -16,7 +16,7 @@ typedef struct {
 } Fixture;
 
 static SluiceHost *
-start_host (const char *dir)
+start_host_with (const char *dir, const char *extra)
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *text = g_strdup_printf (
@@ -24,8 +24,8 @@ start_host (const char *dir)
     "[storage]\nplugin = file\nsegment-size = 4KiB\n"
     "[auth]\nchain = key\n[auth.key]\nplugin = key\n"
     "[policy.owner]\nprimary-key = %s\nrights = Send;Listen;Manage\n"
-    "[stream.fixed]\npartitions = 2\ndurability = none\n",
-    dir, POLICY_KEY);
+    "[stream.fixed]\npartitions = 2\ndurability = none\n%s",
+    dir, POLICY_KEY, extra ? extra : "");
   SluiceConfig *config = sluice_config_load_from_data ("test.conf", text, &error);
   SluiceHost *host;
 
@@ -35,6 +35,12 @@ start_host (const char *dir)
   g_assert_true (sluice_host_start (host, &error));
   g_assert_no_error (error);
   return host;
+}
+
+static SluiceHost *
+start_host (const char *dir)
+{
+  return start_host_with (dir, NULL);
 }
 
 static void
@@ -304,6 +310,34 @@ test_restart (Fixture *f, gconstpointer data)
   g_assert_error (error, SLUICE_ERROR, SLUICE_ERROR_EXISTS);
 }
 
+/* A `[stream.*]` section named like a created stream wins at the next
+ * start (it may grow the partitions, never shrink them), and the stream
+ * keeps its data. */
+static void
+test_config_wins (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  SluiceStreamInfo info;
+  gint64 first = -1, next = -1;
+
+  error = create_sync (f, f->owner, "later", 2, SLUICE_DURABILITY_BATCH, 0);
+  g_assert_no_error (error);
+  error = publish_sync (f, "later", 1, "kept");
+  g_assert_no_error (error);
+
+  sluice_host_free (f->host);
+  f->host = start_host_with (f->dir, "[stream.later]\npartitions = 3\ndurability = none\n");
+  g_assert_true (sluice_host_stream_info (f->host, "later", &info, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (info.partitions, ==, 3);
+  g_assert_cmpint (info.durability, ==, SLUICE_DURABILITY_NONE);
+  g_assert_true (sluice_host_stream_bounds (f->host, "later", 1, &first, &next, &error));
+  g_assert_cmpint (next, ==, 1);
+  /* Now configured: a delete is refused. */
+  error = delete_sync (f, f->owner, "later");
+  g_assert_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID);
+}
+
 typedef struct {
   gboolean done;
   GArray *offsets;
@@ -457,6 +491,7 @@ main (int argc, char **argv)
   ADD ("/streams/admin/create", test_create);
   ADD ("/streams/admin/refusals", test_refusals);
   ADD ("/streams/admin/restart", test_restart);
+  ADD ("/streams/admin/config-wins", test_config_wins);
   ADD ("/streams/admin/delete", test_delete);
   ADD ("/streams/admin/delete-wakes-readers", test_delete_wakes_readers);
   ADD ("/streams/admin/delete-in-flight", test_delete_in_flight);
