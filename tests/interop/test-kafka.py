@@ -734,6 +734,23 @@ tap.ok(err_n == 0 and off_n == off1 + 1, "and the producer goes on with its next
 _, _, pid3, _ = init_producer_id(ri)
 tap.ok(pid3 > max(pid, pid2), "producer ids are not handed out twice across a restart",
        (pid, pid2, pid3))
+ri.send(0, 3, produce_body("raw", 0, record_batch([b"p3-0"], pid=pid3, epoch=0, seq=0)))
+_, err_p3, off_p3 = parse_produce(ri.recv()[1])
+ri.close()
+
+# kill -9 right after an acknowledged idempotent batch: no snapshot has it;
+# the state is rebuilt from the log tail.
+hub.kill9()
+try:
+    hub.start()
+except st.HubError as e:
+    tap.bail_out("sluiced did not restart after kill -9: %s" % e)
+ri = Raw(hub.address("kafka", "plain"))
+ri.send(0, 3, produce_body("raw", 0, record_batch([b"p3-0"], pid=pid3, epoch=0, seq=0)))
+_, err_k, off_k = parse_produce(ri.recv()[1])
+tap.ok(err_p3 == 0 and err_k == 0 and off_k == off_p3,
+       "after kill -9 a retried idempotent batch is still recognised (rebuilt from the log): "
+       "its original offset", (err_p3, off_p3, err_k, off_k))
 ri.close()
 code = hub.stop()
 tap.eq(code, 0, "sluiced stops cleanly again (exit 0)")
