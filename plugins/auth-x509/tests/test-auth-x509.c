@@ -888,6 +888,70 @@ test_config_errors (Fixture *f, gconstpointer data)
     }
 }
 
+/* Without `ca`, CA-verified devices cannot pass, pinned ones still can. */
+static void
+test_ca_none (Fixture *f, gconstpointer data)
+{
+  g_autoptr (TestCert) leaf = make_leaf ("ca-dev", f->root, 1200);
+  g_autoptr (TestCert) ss = make_leaf ("ss-dev", NULL, 1201);
+  g_autoptr (GPtrArray) chain = chain_of (leaf, NULL);
+  g_autoptr (GPtrArray) ss_chain = chain_of (ss, NULL);
+  g_autofree char *thumb = x509_thumbprint_sha256 (ss->der);
+  g_autoptr (GError) load_error = NULL;
+  SluicePrincipal *p = NULL;
+  GError *error = NULL;
+  SluiceAuthResult r;
+
+  g_assert_true (fixture_load (f, "", &load_error));
+  g_assert_no_error (load_error);
+  put_device (f, "ca-dev", "certificateAuthority", NULL, NULL, TRUE);
+  put_device (f, "ss-dev", "selfSigned", thumb, NULL, TRUE);
+
+  r = run_peer (f, chain, &p, &error);
+  assert_denied (r, p, error, "no CA is configured");
+  g_clear_error (&error);
+
+  r = run_peer (f, ss_chain, &p, &error);
+  assert_device (r, p, error, "ss-dev", ss);
+  g_clear_pointer (&p, sluice_principal_unref);
+}
+
+/* A DER CRL file works as a PEM one does. */
+static void
+test_crl_der (Fixture *f, gconstpointer data)
+{
+  g_autoptr (TestCert) leaf = make_leaf ("ca-dev", f->root, 1300);
+  g_autoptr (GPtrArray) chain = chain_of (leaf, NULL);
+  TestCert *revoked[] = { leaf, NULL };
+  g_autofree char *pem = make_crl (f->root, revoked);
+  g_autofree char *der_path = g_build_filename (f->dir, "crl.der", NULL);
+  g_autofree char *keys = NULL;
+  g_autoptr (GError) load_error = NULL;
+  gnutls_datum_t in = { (unsigned char *) pem, (unsigned int) strlen (pem) };
+  gnutls_datum_t out = { NULL, 0 };
+  gnutls_x509_crl_t crl;
+  SluicePrincipal *p = NULL;
+  GError *error = NULL;
+  SluiceAuthResult r;
+
+  CHECK (gnutls_x509_crl_init (&crl));
+  CHECK (gnutls_x509_crl_import (crl, &in, GNUTLS_X509_FMT_PEM));
+  CHECK (gnutls_x509_crl_export2 (crl, GNUTLS_X509_FMT_DER, &out));
+  g_file_set_contents (der_path, (const char *) out.data, out.size, &error);
+  g_assert_no_error (error);
+  gnutls_free (out.data);
+  gnutls_x509_crl_deinit (crl);
+
+  keys = g_strdup_printf ("ca = %s\ncrl = %s\n", f->ca_path, der_path);
+  g_assert_true (fixture_load (f, keys, &load_error));
+  g_assert_no_error (load_error);
+  put_device (f, "ca-dev", "certificateAuthority", NULL, NULL, TRUE);
+
+  r = run_peer (f, chain, &p, &error);
+  assert_denied (r, p, error, "revoked");
+  g_clear_error (&error);
+}
+
 static void
 test_thumbprint (Fixture *f, gconstpointer data)
 {
@@ -925,6 +989,8 @@ main (int argc, char **argv)
   ADD ("ca/expired", fixture_setup, test_ca_expired);
   ADD ("ca/wrong-ca", fixture_setup, test_ca_wrong);
   ADD ("ca/revoked", fixture_setup, test_ca_revoked);
+  ADD ("ca/none", fixture_setup_bare, test_ca_none);
+  ADD ("ca/crl-der", fixture_setup_bare, test_crl_der);
   ADD ("cn-claims", fixture_setup, test_cn_claims);
   ADD ("disabled", fixture_setup, test_disabled);
   ADD ("subject", fixture_setup, test_subject);
