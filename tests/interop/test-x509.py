@@ -6,7 +6,7 @@
 # connects with mosquitto_pub --cert/--key (IoT Hub username, no password,
 # and with no username at all) and its QoS 1 telemetry reads back over
 # HTTPS; a wrong certificate, a client id that is not the CN and a rogue CA
-# are refused; a certificateAuthority device; disabling a device closes its
+# are refused; a certificateAuthority device; a policy-mapped certificate; disabling a device closes its
 # live connection; a new CRL plus SIGHUP closes a revoked device's live
 # connection and leaves the others. Prints TAP.
 # SPDX-License-Identifier: Apache-2.0
@@ -116,6 +116,7 @@ make_self_signed("ss2", "ss-dev2")
 make_signed("ca1", "ca-dev1", "root", 101)
 make_signed("ca2", "ca-dev2", "root", 102)
 make_signed("ca1-rogue", "ca-dev1", "rogue", 103)
+make_signed("app", "analytics-app", "root", 104)
 CRL = path("crl.pem")
 make_crl("root", [], CRL)
 
@@ -128,7 +129,8 @@ sections = [
     ("storage", {"plugin": "file"}),
     ("auth", {"chain": "key;x509"}),
     ("auth.key", {"plugin": "key"}),
-    ("auth.x509", {"plugin": "x509", "ca": path("root.pem"), "crl": CRL}),
+    ("auth.x509", {"plugin": "x509", "ca": path("root.pem"), "crl": CRL,
+                   "policy-map": "analytics-app=>owner"}),
     ("policy.owner", {"primary-key": owner_key,
                       "rights": ["RegistryRead", "RegistryWrite", "ServiceConnect",
                                  "DeviceConnect", "Send", "Listen", "Manage"]}),
@@ -277,6 +279,12 @@ tap.ok(res.returncode != 0 and b"Connection Refused" in res.stderr,
        "a certificate for ca-dev1 signed by another CA is refused", diag(res))
 tap.ok(log_has("issuer is unknown"), "sluiced logs why (issuer unknown)", hub.log_tail(5))
 
+# A CA-signed certificate whose CN policy-map names is that policy.
+res = mosquitto_pub("app", "analytics-app", "app", user=False, client_id="app-1", qos=0,
+                    topic="plain/app")
+tap.ok(res.returncode == 0 and log_has("client 'app-1' connected as policy/owner"),
+       "a certificate mapped by policy-map connects as that policy (any client id)", diag(res))
+
 # A SAS device keeps working with key;x509 (the key link judges passwords).
 code, _, data = call("PUT", "/devices/sas-dev", {"deviceId": "sas-dev"})
 sas_key = json.loads(data)["authentication"]["symmetricKey"]["primaryKey"] if code == 200 else ""
@@ -305,8 +313,10 @@ def mqtt_str(s):
 class CertClient:
     """A raw MQTT 3.1.1 client over TLS with a client certificate."""
 
-    def __init__(self, cert, device):
+    def __init__(self, cert, device, tls12=False):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if tls12:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_verify_locations(SERVER_CA)
         ctx.load_cert_chain(path(cert + ".pem"), path(cert + ".key"))
         raw = socket.create_connection(mqtts, timeout=10)
@@ -353,6 +363,11 @@ class CertClient:
 
 
 CONNACK_OK = b"\x20\x02\x00\x00"
+old_tls = CertClient("ss1", "ss-dev1", tls12=True)
+tap.ok(old_tls.connack == CONNACK_OK and old_tls.sock.version() == "TLSv1.2",
+       "the hub asks TLS 1.2 clients for their certificate too",
+       (old_tls.connack, old_tls.sock.version()))
+old_tls.close()
 live = CertClient("ss1", "ss-dev1")
 tap.eq(live.connack, CONNACK_OK, "a raw MQTT client with ss-dev1's certificate is connected")
 code, dev = put_device("ss-dev1", {"type": "selfSigned", "x509Thumbprint": {
