@@ -3,9 +3,12 @@
  * request order (Kafka requires it) whatever order the handlers complete
  * in. Everything here runs on the connection's worker thread.
  *
- * Identity: until SASL is wired in, a connection acts as the principal the
- * auth chain gives without credentials ([auth] allow-anonymous), or, from
- * loopback only, as the `anonymous-policy` policy.
+ * Identity: the principal SASL authenticates (kafka-handlers-sasl.c); a
+ * client that does no SASL acts, from loopback only, as the
+ * `anonymous-policy` policy, or else as whatever the auth chain gives
+ * without credentials ([auth] allow-anonymous), or as nobody (every
+ * operation refused by the host's checks). A revoked principal closes the
+ * connection.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "kafka-transport.h"
 
