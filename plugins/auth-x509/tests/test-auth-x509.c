@@ -256,6 +256,7 @@ put_device (Fixture *f, const char *id, const char *auth_type, const char *prima
   g_autoptr (SluiceDevice) d = sluice_device_new (id);
 
   d->enabled = enabled;
+  g_free (d->auth_type);
   d->auth_type = g_strdup (auth_type);
   d->primary_thumbprint = g_strdup (primary);
   d->secondary_thumbprint = g_strdup (secondary);
