@@ -117,3 +117,14 @@ plugins_transport_mqtt_tests_test_mqtt_iothub_LDADD = \
 	plugins/transport-mqtt/libmqtt-codec.la $(top_builddir)/core/libsluice.la \
 	$(GLIB_LIBS) $(JSON_LIBS)
 include plugins/transport-mqtt/acl.mk
+
+# The broker without sockets: sessions, delivery, back-pressure, retained.
+check_PROGRAMS += plugins/transport-mqtt/tests/test-mqtt-broker
+TESTS += plugins/transport-mqtt/tests/test-mqtt-broker
+plugins_transport_mqtt_tests_test_mqtt_broker_SOURCES = \
+	plugins/transport-mqtt/tests/test-mqtt-broker.c \
+	plugins/transport-mqtt/mqtt-broker.h \
+	plugins/transport-mqtt/mqtt-broker.c
+plugins_transport_mqtt_tests_test_mqtt_broker_CFLAGS = $(mqtt_codec_test_cflags)
+plugins_transport_mqtt_tests_test_mqtt_broker_LDADD = \
+	plugins/transport-mqtt/libmqtt-codec.la $(top_builddir)/core/libsluice.la $(GLIB_LIBS)

@@ -77,6 +77,7 @@ struct _MqttConnHandle {
 MqttConnHandle *mqtt_conn_handle_new (GMainContext *context, gpointer conn);
 MqttConnHandle *mqtt_conn_handle_ref (MqttConnHandle *handle);
 void mqtt_conn_handle_unref (MqttConnHandle *handle);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MqttConnHandle, mqtt_conn_handle_unref)
 
 /* Called on a handle's worker: the session has messages to send, or a
  * publisher may read again, or the connection lost its session. */
