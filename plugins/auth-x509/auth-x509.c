@@ -93,11 +93,22 @@ auth_x509_get_state (AuthX509 *self, X509Trust **trust, X509PolicyMap **map)
 static void
 auth_x509_track (AuthX509 *self, const char *principal_id, GPtrArray *der)
 {
+  /* The credentials' array is the connection's (transfer none): keep a
+   * copy of it, sharing the immutable GBytes. */
+  GPtrArray *copy = g_ptr_array_new_full (der->len, (GDestroyNotify) g_bytes_unref);
+
+  for (guint i = 0; i < der->len; i++)
+    g_ptr_array_add (copy, g_bytes_ref (der->pdata[i]));
   g_mutex_lock (&self->lock);
   if (g_hash_table_size (self->verified) < MAX_TRACKED
       || g_hash_table_contains (self->verified, principal_id))
-    g_hash_table_insert (self->verified, g_strdup (principal_id), g_ptr_array_ref (der));
+    {
+      g_hash_table_insert (self->verified, g_strdup (principal_id), copy);
+      copy = NULL;
+    }
   g_mutex_unlock (&self->lock);
+  if (copy != NULL)
+    g_ptr_array_unref (copy);
 }
 
 /* Is this ours to judge? */

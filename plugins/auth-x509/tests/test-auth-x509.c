@@ -784,6 +784,51 @@ test_policy_map (Fixture *f, gconstpointer data)
   g_clear_error (&error);
 }
 
+/* A reload that unmaps a CN or changes the policy closes its sessions. */
+static void
+test_policy_map_reload (Fixture *f, gconstpointer data)
+{
+  g_autoptr (TestCert) app = make_leaf ("analytics-app", f->root, 1400);
+  g_autoptr (GPtrArray) chain = chain_of (app, NULL);
+  g_autofree char *data_dir = g_build_filename (f->dir, "data", NULL);
+  g_autofree char *same_keys = g_strdup_printf ("ca = %s\npolicy-map = analytics-app=>"
+                                                "iothubowner;other=>iothubowner\n",
+                                                f->ca_path);
+  g_autofree char *same_text = g_strdup_printf (base_config, data_dir, same_keys);
+  g_autofree char *unmapped_keys = g_strdup_printf ("ca = %s\n", f->ca_path);
+  g_autofree char *unmapped_text = g_strdup_printf (base_config, data_dir, unmapped_keys);
+  g_autoptr (SluiceConfig) same = NULL;
+  g_autoptr (SluiceConfig) unmapped = NULL;
+  g_auto (GStrv) gone = NULL;
+  SluicePrincipal *p = NULL;
+  GError *error = NULL;
+  SluiceAuthResult r;
+
+  r = run_peer (f, chain, &p, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (r, ==, SLUICE_AUTH_ALLOW);
+  g_clear_pointer (&p, sluice_principal_unref);
+
+  /* Another CN mapped besides: analytics-app keeps its session. */
+  same = sluice_config_load_from_data ("same.conf", same_text, &error);
+  g_assert_no_error (error);
+  gone = f->vtable->reload (f->self, same, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_strv_length (gone), ==, 0);
+  g_clear_pointer (&gone, g_strfreev);
+
+  unmapped = sluice_config_load_from_data ("unmapped.conf", unmapped_text, &error);
+  g_assert_no_error (error);
+  gone = f->vtable->reload (f->self, unmapped, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstrv (gone, ((const char *const[]) { "policy/iothubowner", NULL }));
+
+  /* Now analytics-app is a device name like any other (and no device). */
+  r = run_peer (f, chain, &p, &error);
+  assert_denied (r, p, error, "unknown device");
+  g_clear_error (&error);
+}
+
 static void
 test_reload (Fixture *f, gconstpointer data)
 {
@@ -996,6 +1041,7 @@ main (int argc, char **argv)
   ADD ("disabled", fixture_setup, test_disabled);
   ADD ("subject", fixture_setup, test_subject);
   ADD ("policy-map", fixture_setup_map, test_policy_map);
+  ADD ("policy-map/reload", fixture_setup_map, test_policy_map_reload);
   ADD ("reload", fixture_setup, test_reload);
   ADD ("config-errors", fixture_setup_bare, test_config_errors);
   ADD ("thumbprint", fixture_setup_bare, test_thumbprint);
