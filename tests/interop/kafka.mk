@@ -4,6 +4,7 @@
 kafka_script_tests = \
 	tests/interop/test-kafka.py \
 	tests/interop/test-kafka-groups.py \
-	tests/interop/test-kafka-admin.py
+	tests/interop/test-kafka-admin.py \
+	tests/interop/test-kafka-versions.py
 TESTS += $(kafka_script_tests)
 dist_noinst_SCRIPTS += $(kafka_script_tests)
