@@ -229,10 +229,13 @@ struct _X509Trust
   guint n_crls;
 };
 
+/* `ca: what is wrong (value 'FILE')`, as config errors read (CONFIG.md);
+ * the caller prefixes the file and section. */
 static gboolean
-load_error (GError **error, const char *what, const char *path, const char *why)
+load_error (GError **error, const char *key, const char *path, const char *why)
 {
-  g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID, "%s %s: %s", what, path, why);
+  g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID, "%s: %s (value '%s')", key, why,
+               path);
   return FALSE;
 }
 
@@ -246,18 +249,18 @@ trust_add_cas (X509Trust *trust, const char *path, GError **error)
   int rc;
 
   if (!g_file_get_contents (path, &text, &len, &local))
-    return load_error (error, "cannot read CA file", path, local->message);
+    return load_error (error, "ca", path, local->message);
   if (strstr (text, "-----BEGIN") == NULL)
-    return load_error (error, "CA file", path, "no PEM certificate in it");
+    return load_error (error, "ca", path, "no PEM certificate in it");
   d.data = (unsigned char *) text;
   d.size = (unsigned int) len;
   rc = gnutls_x509_trust_list_add_trust_mem (trust->list, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
   if (rc < 0)
-    return load_error (error, "CA file", path,
+    return load_error (error, "ca", path,
                        rc == GNUTLS_E_NO_CERTIFICATE_FOUND ? "no PEM certificate in it"
                                                             : gnutls_strerror (rc));
   if (rc == 0)
-    return load_error (error, "CA file", path, "no PEM certificate in it");
+    return load_error (error, "ca", path, "no PEM certificate in it");
   trust->n_cas += (guint) rc;
   return TRUE;
 }
@@ -275,20 +278,20 @@ trust_add_crls (X509Trust *trust, const char *path, GError **error)
   int rc;
 
   if (!g_file_get_contents (path, &text, &len, &local))
-    return load_error (error, "cannot read CRL file", path, local->message);
+    return load_error (error, "crl", path, local->message);
   is_pem = g_strstr_len (text, len, "-----BEGIN") != NULL;
   if (is_pem && g_strstr_len (text, len, "-----BEGIN X509 CRL-----") == NULL)
-    return load_error (error, "CRL file", path, "no PEM CRL in it");
+    return load_error (error, "crl", path, "no PEM CRL in it");
   d.data = (unsigned char *) text;
   d.size = (unsigned int) len;
   rc = gnutls_x509_crl_list_import2 (&crls, &n, &d,
                                      is_pem ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER, 0);
   if (rc < 0)
-    return load_error (error, "CRL file", path, gnutls_strerror (rc));
+    return load_error (error, "crl", path, gnutls_strerror (rc));
   if (n == 0)
     {
       gnutls_free (crls);
-      return load_error (error, "CRL file", path, "no CRL in it");
+      return load_error (error, "crl", path, "no CRL in it");
     }
   /* No GNUTLS_TL_VERIFY_CRL: the file is the operator's, as trusted as the
    * CA files, and verifying would drop the CRLs of intermediate CAs the
@@ -296,7 +299,7 @@ trust_add_crls (X509Trust *trust, const char *path, GError **error)
   rc = gnutls_x509_trust_list_add_crls (trust->list, crls, n, 0, 0);
   gnutls_free (crls);
   if (rc < 0)
-    return load_error (error, "CRL file", path, gnutls_strerror (rc));
+    return load_error (error, "crl", path, gnutls_strerror (rc));
   trust->n_crls += n;
   return TRUE;
 }

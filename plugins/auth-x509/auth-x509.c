@@ -14,6 +14,17 @@
  * `{host}/{id}/?api-version=...` and no password). Anything else, and a
  * password of any kind, is DEFERred to the other links.
  *
+ * Keys of `[auth.NAME]` (plugin = x509): `ca` (PEM bundles), `crl` (PEM or
+ * DER files), `policy-map` (`CN=>policy` pairs: a CA-verified certificate
+ * with that CN is the shared access policy `[policy.NAME]`, which auth-key
+ * owns, so `key` must be in the chain too). SIGHUP rereads all three.
+ *
+ * The core asks every TLS client for a certificate without requiring one
+ * (core/tls.c, GNUTLS_CERT_REQUEST), so device certificates reach this
+ * plugin on any TLS listener. A listener's own `tls-ca` makes the core
+ * verify the chain at the handshake and drop what fails, which would shut
+ * out selfSigned devices: leave `tls-ca` unset where they connect.
+ *
  * authenticate() runs on I/O workers, reload() on the main thread; the
  * trust store is immutable and swapped under a short lock, as auth-key
  * swaps its policies.
