@@ -22,6 +22,8 @@ check_PROGRAMS += plugins/auth-x509/tests/test-auth-x509
 TESTS += plugins/auth-x509/tests/test-auth-x509
 plugins_auth_x509_tests_test_auth_x509_SOURCES = \
 	plugins/auth-x509/tests/test-auth-x509.c \
+	plugins/auth-x509/tests/x509-test-certs.c \
+	plugins/auth-x509/tests/x509-test-certs.h \
 	$(auth_x509_sources)
 plugins_auth_x509_tests_test_auth_x509_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS) \
 	-I$(top_srcdir)/plugins/auth-x509 -DG_LOG_DOMAIN=\"sluice-auth-x509\"
