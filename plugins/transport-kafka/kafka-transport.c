@@ -12,8 +12,9 @@ static const SluiceOption kafka_options[] = {
     "largest request accepted (Kafka's socket.request.max.bytes); a larger one closes "
     "the connection", 1024, 1LL << 30, NULL, { NULL, NULL } },
   { "advertised", SLUICE_OPTION_STRING, G_STRUCT_OFFSET (KafkaOptions, advertised), NULL,
-    "host:port clients are told to connect to (Metadata, FindCoordinator); default: "
-    "the address each client connected to", 0, 0, NULL, { NULL, NULL } },
+    "host:port clients are told to connect to (Metadata, FindCoordinator), for every "
+    "listener of this transport; default: the address each client connected to (so plain "
+    "and TLS listeners each name themselves)", 0, 0, NULL, { NULL, NULL } },
   { "auto-create-topics", SLUICE_OPTION_BOOL,
     G_STRUCT_OFFSET (KafkaOptions, auto_create_topics), "false",
     "create a stream when Metadata asks for an unknown topic and the client allows it",
