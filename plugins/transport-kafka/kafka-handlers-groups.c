@@ -527,8 +527,9 @@ offsets_fetched (GArray *offsets, const GError *error, gpointer user_data)
     {
       KafkaOffsetFetchPartitionResponse *p = &tr->partitions[tr->n_partitions];
       const SluiceGroupOffset *found = NULL;
-      gint32 partition = ft->wanted != NULL ? ft->wanted[i]
-                                            : g_array_index (offsets, SluiceGroupOffset, i).partition;
+      gint32 partition = ft->wanted != NULL
+                         ? ft->wanted[i]
+                         : g_array_index (offsets, SluiceGroupOffset, i).partition;
 
       for (guint k = 0; offsets != NULL && k < offsets->len; k++)
         if (g_array_index (offsets, SluiceGroupOffset, k).partition == partition)

@@ -587,7 +587,8 @@ void kafka_response_free (KafkaResponse *response);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KafkaResponse, kafka_response_free)
 /* `n` zeroed elements of `size` owned by the response. */
 gpointer kafka_response_alloc (KafkaResponse *response, gsize n, gsize size);
-#define kafka_response_new0(resp, type, n) ((type *) kafka_response_alloc ((resp), (n), sizeof (type)))
+#define kafka_response_new0(resp, type, n) \
+  ((type *) kafka_response_alloc ((resp), (n), sizeof (type)))
 char *kafka_response_strdup (KafkaResponse *response, const char *s);
 /* Keep `bytes` alive as long as the response (a ref is taken); returns it. */
 GBytes *kafka_response_keep (KafkaResponse *response, GBytes *bytes);
