@@ -167,8 +167,9 @@ def plugin_path(extra=()):
     """SLUICE_PLUGIN_PATH for the build tree, always with tests/plugins."""
     parts = [p for p in os.environ.get("SLUICE_PLUGIN_PATH", "").split(":") if p]
     bd = builddir()
-    for rel in ("tests/plugins", "plugins/storage-file", "plugins/auth-key",
-                "plugins/transport-https", "plugins/transport-mqtt"):
+    for rel in ("tests/plugins", "plugins/storage-file", "plugins/storage-lmdb",
+                "plugins/auth-key", "plugins/auth-x509", "plugins/transport-https",
+                "plugins/transport-mqtt", "plugins/transport-kafka"):
         d = os.path.join(bd, rel)
         if d not in parts:
             parts.append(d)

@@ -17,3 +17,10 @@ dist_noinst_SCRIPTS += $(recovery_storage_tests)
 migrate_tests = tests/interop/test-migrate.py
 TESTS += $(migrate_tests)
 dist_noinst_SCRIPTS += $(migrate_tests)
+
+# kill -9 under HTTPS, MQTT QoS 1 and idempotent Kafka load, 20 rounds for
+# each storage backend; acknowledged data, order, no Kafka duplicates and
+# consumer-group offsets are checked after every restart.
+recovery_mixed_tests = tests/recovery/test-kill9-mixed.py
+TESTS += $(recovery_mixed_tests)
+dist_noinst_SCRIPTS += $(recovery_mixed_tests)
