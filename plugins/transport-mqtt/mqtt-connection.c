@@ -516,12 +516,6 @@ conn_handle_connect (MqttConn *conn, MqttPacket *packet)
         }
     }
 
-  if (g_atomic_int_get (&transport->n_connections) > transport->options->max_connections)
-    {
-      conn_refuse_connect (conn, MQTT_V3_CONNACK_SERVER_UNAVAILABLE, MQTT_RC_SERVER_BUSY,
-                           "max-connections reached");
-      return;
-    }
   if (connect->username == NULL && password == NULL
       && sluice_connection_get_peer_certs (conn->connection) == NULL)
     {

@@ -13,9 +13,6 @@ static const SluiceOption mqtt_options[] = {
   { "keepalive-max", SLUICE_OPTION_INT, G_STRUCT_OFFSET (MqttOptions, keepalive_max), "1200",
     "longest keepalive in seconds; also enforced on clients that ask for none",
     1, 65535, NULL, { NULL, NULL } },
-  { "max-connections", SLUICE_OPTION_INT, G_STRUCT_OFFSET (MqttOptions, max_connections),
-    "10000", "connections at once; more are refused with CONNACK Server unavailable / busy",
-    1, 1000000, NULL, { NULL, NULL } },
   { "max-queued-messages", SLUICE_OPTION_INT, G_STRUCT_OFFSET (MqttOptions, max_queued),
     "1000", "messages queued to one session before the publishers feeding it stop being "
     "read (back-pressure; nothing is dropped)", 2, 10000000, NULL, { NULL, NULL } },

@@ -14,7 +14,6 @@ G_BEGIN_DECLS
 typedef struct {
   guint64 max_packet;            /* largest whole packet accepted */
   gint64 keepalive_max;          /* seconds */
-  gint64 max_connections;
   gint64 max_queued;             /* per session, before back-pressure */
   gint64 receive_maximum;        /* QoS 1 / 2 PUBLISHes in flight from a client */
   gint64 topic_alias_maximum;    /* aliases a client may set */

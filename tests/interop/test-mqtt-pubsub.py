@@ -44,7 +44,10 @@ work = st.tempdir()
 data_dir = os.path.join(work, "data")
 extra = [
     ("transport.mqtt", {"plugin": "mqtt", "listen": "127.0.0.1:0", "tls-listen": "127.0.0.1:0",
-                        "max-queued-messages": "50", "topic-alias-maximum": "8"}),
+                        "max-queued-messages": "50", "topic-alias-maximum": "8",
+                        "max-topic-levels": "8"}),
+    # Limits: two connections at most.
+    ("transport.mqttsmall", {"plugin": "mqtt", "listen": "127.0.0.1:0", "max-connections": "2"}),
     ("mqtt-acl.anon", {"principal": "anonymous", "publish": ["public/#", "sensors/#"],
                        "subscribe": ["public/#"]}),
     ("mqtt-acl.owner", {"principal": "policy:owner", "publish": ["#", "$private/#"],
@@ -243,6 +246,37 @@ tap.ok(r.returncode != 0, "3.1.1: a QoS 1 PUBLISH outside the ACL closes the con
 r = mosquitto_pub(["-V", "mqttv5", "-q", "1", "-t", "private/x", "-m", "no"])
 tap.ok(r.returncode != 0 or "not authorized" in (r.stderr + r.stdout).lower(),
        "v5 mosquitto_pub is told its PUBLISH outside the ACL was refused", r.stderr)
+
+# Limits: topic levels, connections.
+c = Client("levels")
+c.connect()
+info = c.c.publish("public/" + "/".join("l%d" % i for i in range(9)), b"deep", qos=1)
+c.wait(lambda: info.is_published() or c.disconnect_rc is not None, 5)
+c.close()
+r = mosquitto_pub(["-V", "mqttv5", "-q", "1", "-t", "public/" + "/".join(["x"] * 9), "-m", "deep"])
+tap.ok(r.returncode != 0 or "topic name invalid" in (r.stderr + r.stdout).lower(),
+       "a topic with more levels than max-topic-levels is refused", r.stderr)
+
+
+def raw_connect(address, client_id):
+    s = socket.create_connection(address)
+    body = b"\x00\x04MQTT\x05\x02\x00\x3c\x00" + struct.pack(">H", len(client_id)) \
+        + client_id.encode()
+    s.settimeout(5)
+    try:
+        s.sendall(bytes([0x10, len(body)]) + body)
+        return s, s.recv(64)
+    except OSError:
+        return s, b""
+
+
+small = hub.address("mqttsmall", "plain")
+held = [raw_connect(small, "lim-%d" % i) for i in range(2)]
+third, ack = raw_connect(small, "lim-3")
+tap.ok(all(a[:4] == b"\x20" + bytes([len(a) - 2]) + b"\x00\x00" for _, a in held) and ack == b"",
+       "max-connections 2: two clients are served, a third is closed at once (logged)", ack)
+for sock, _ in held + [(third, None)]:
+    sock.close()
 
 # --- 3. retained ---------------------------------------------------------
 
