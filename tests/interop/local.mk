@@ -16,3 +16,4 @@ dist_noinst_SCRIPTS += $(interop_lines_tests)
 interop_sdk_install_log = tests/interop/test-sdk-install.sh.log
 $(interop_sdk_install_log): $(filter-out $(interop_sdk_install_log),$(TEST_LOGS))
 include tests/interop/x509.mk
+include tests/interop/kafka-client.mk

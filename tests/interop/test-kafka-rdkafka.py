@@ -1,0 +1,395 @@
+#!/usr/bin/python3
+# transport-kafka against a C client on librdkafka (tests/interop/kafka-client)
+# and a real sluiced (storage-file, a stream of 4 partitions):
+#   1. the idempotent producer (acks=all) writes N keyed messages; every
+#      delivery report's partition / offset holds exactly that message when
+#      read back over the HTTPS read API (TLS), and none is stored twice;
+#   2. two consumer processes in one group split the 4 partitions (each gets
+#      some, none twice, no message read by both), then one leaves with
+#      rd_kafka_consumer_close and the other is assigned all 4 and goes on
+#      consuming new messages;
+#   3. the remaining member commits and stops, sluiced is restarted, more
+#      messages are produced, and a new member of the same group resumes
+#      exactly after the committed offsets.
+# Prints TAP.
+# SPDX-License-Identifier: Apache-2.0
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import sluicetest as st  # noqa: E402
+
+tap = st.Tap()
+
+TOPIC = "rk"
+PARTITIONS = 4
+GROUP = "pair"
+
+client_path = os.environ.get("KAFKA_CLIENT") or os.path.join(st.builddir(), "tests", "interop",
+                                                             "kafka-client")
+if not os.access(client_path, os.X_OK):
+    tap.bail_out("%s is not built: make check builds it (needs the Debian package "
+                 "librdkafka-dev)" % client_path)
+for plugin in ("transport-https", "transport-kafka"):
+    if not os.path.exists(os.path.join(st.builddir(), "plugins", plugin, plugin + ".la")):
+        tap.bail_out("plugins/%s/%s.la is not built" % (plugin, plugin))
+
+owner_key = st.new_key()
+policies = {"owner": {"primary-key": owner_key,
+                      "rights": ["ServiceConnect", "Send", "Listen", "Manage"]}}
+streams = {TOPIC: {"partitions": PARTITIONS, "durability": "batch"}}
+work = st.tempdir()
+data_dir = os.path.join(work, "data")
+kafka_section = ("transport.kafka", {"plugin": "kafka", "listen": "127.0.0.1:0",
+                                     "anonymous-policy": "owner"})
+hub = st.Hub(st.https_hub_config(data_dir, policies, streams, extra=[kafka_section]),
+             workdir=work, data_dir=data_dir)
+try:
+    hub.start()
+except st.HubError as e:
+    tap.bail_out("sluiced did not start: %s" % e)
+OWNER = st.sas_token("localhost", owner_key, skn="owner")
+CA = os.path.join(data_dir, "tls", "dev-cert.pem")
+
+
+def broker():
+    return "%s:%d" % hub.address("kafka", "plain")
+
+
+# Short timeouts so that a member that left or died is noticed quickly; the
+# client itself leaves with LeaveGroup, so none of these should be waited out.
+CONSUMER_PROPS = ["session.timeout.ms=10000", "heartbeat.interval.ms=500",
+                  "partition.assignment.strategy=range", "topic.metadata.refresh.interval.ms=2000"]
+
+
+def client_argv(mode, *args):
+    return [client_path, mode, "--brokers", broker(), "--topic", TOPIC] + list(args)
+
+
+def produce(prefix, n):
+    """Runs the idempotent producer; (exit status, delivery reports, done event, stderr)."""
+    stderr_path = os.path.join(work, "produce-%s.err" % prefix)
+    with open(stderr_path, "wb") as err:
+        res = subprocess.run(client_argv("produce", "--count", str(n), "--prefix", prefix),
+                             stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+                             timeout=180)
+    events = []
+    for line in res.stdout.decode(errors="replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            events.append({"event": "garbage", "line": line})
+    reports = [e for e in events if e.get("event") == "delivery"]
+    done = next((e for e in events if e.get("event") == "done"), {})
+    with open(stderr_path, errors="replace") as f:
+        err_text = f.read()[-1500:]
+    return res.returncode, reports, done, err_text
+
+
+# One condition for the events of every consumer, so that a wait on a
+# predicate over several of them wakes up whichever one moved.
+events_cond = threading.Condition()
+
+
+def wait_until(predicate, timeout=60.0):
+    """Waits until predicate() holds; returns whether it did in time."""
+    deadline = time.monotonic() + timeout
+    with events_cond:
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            events_cond.wait(left)
+        return True
+
+
+class Consumer:
+    """One kafka-client consume process, followed event by event."""
+
+    def __init__(self, name, *extra):
+        self.name = name
+        self.events = []
+        self.cond = events_cond
+        self.stderr_path = os.path.join(work, "consumer-%s.err" % name)
+        with open(self.stderr_path, "wb") as err:
+            argv = client_argv("consume", "--group", GROUP, "--client-id", name, *extra)
+            for prop in CONSUMER_PROPS:
+                argv += ["-X", prop]
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=err)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": "garbage", "line": line.decode(errors="replace")}
+            with self.cond:
+                self.events.append(event)
+                self.cond.notify_all()
+        with self.cond:
+            self.events.append({"event": "eof-stdout"})
+            self.cond.notify_all()
+
+    def snapshot(self):
+        with self.cond:
+            return list(self.events)
+
+    def assignment(self):
+        """The partitions held now (eager protocol: an assignment replaces
+        everything, a revocation empties it)."""
+        held = set()
+        for e in self.snapshot():
+            if e["event"] == "assigned":
+                held = set(e["partitions"])
+            elif e["event"] == "revoked":
+                held -= set(e["partitions"])
+        return held
+
+    def messages(self):
+        return [e for e in self.snapshot() if e["event"] == "message"]
+
+    def eof_at(self):
+        """partition -> the offset of its latest end-of-partition event."""
+        return {e["partition"]: e["offset"] for e in self.snapshot() if e["event"] == "eof"}
+
+    def closed(self):
+        return next((e for e in self.snapshot() if e["event"] == "closed"), None)
+
+    def leave(self, timeout=60.0):
+        """Closes stdin (the client's cue to commit and leave the group) and
+        waits for it to exit; returns its exit status (None: had to be killed)."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def stderr_tail(self):
+        with open(self.stderr_path, errors="replace") as f:
+            return f.read()[-1500:]
+
+    def diag(self, n=15):
+        return "%s: last events %r\nstderr: %s" % (self.name, self.snapshot()[-n:],
+                                                   self.stderr_tail())
+
+
+def read_stream():
+    """{partition: [record, ...]} of the whole stream, read over HTTPS (TLS)."""
+    tls = hub.address("https", "tls")
+    status, _, data = st.http_request(tls, "GET", "/" + TOPIC, headers={"Authorization": OWNER},
+                                      cafile=CA)
+    if status != 200:
+        raise st.HubError("GET /%s: %d %r" % (TOPIC, status, data[:200]))
+    info = json.loads(data)
+    out = {}
+    for part in info["partitions"]:
+        p, first, end = int(part["id"]), int(part["first"]), int(part["next"])
+        recs = []
+        offset = first
+        while offset < end:
+            status, _, data = st.http_request(
+                tls, "GET", "/%s/partitions/%d/messages?from=%d&limit=100" % (TOPIC, p, offset),
+                headers={"Authorization": OWNER}, cafile=CA)
+            page = json.loads(data) if status == 200 else []
+            if not page:
+                raise st.HubError("partition %d: nothing at %d of %d (%d)" % (p, offset, end, status))
+            recs.extend(page)
+            offset = int(page[-1]["offset"]) + 1
+        out[p] = recs
+    return out
+
+
+def ends():
+    """{partition: next offset} over HTTPS."""
+    status, _, data = st.http_request(hub.address("https", "tls"), "GET", "/" + TOPIC,
+                                      headers={"Authorization": OWNER}, cafile=CA)
+    return {int(p["id"]): int(p["next"]) for p in json.loads(data)["partitions"]} \
+        if status == 200 else {}
+
+
+def check_delivered(label, prefix, n, rc, reports, done, err):
+    """The producer's own account: all n delivered, each key once, distinct places."""
+    tap.ok(rc == 0 and done.get("delivered") == n and done.get("failed") == 0
+           and done.get("error") is None,
+           "%s: the idempotent producer delivered all %d messages (exit 0)" % (label, n),
+           (rc, done, err))
+    keys = sorted(r.get("key") or "" for r in reports)
+    tap.ok(len(reports) == n and keys == sorted("%s-%d" % (prefix, i) for i in range(n))
+           and all(r.get("error") is None for r in reports),
+           "%s: one successful delivery report per message" % label,
+           [r for r in reports if r.get("error") is not None][:5] or (len(reports), keys[:5]))
+    places = {(r["partition"], r["offset"]) for r in reports}
+    tap.ok(len(places) == len(reports) and all(0 <= p < PARTITIONS and o >= 0 for p, o in places),
+           "%s: every report names its own partition and offset" % label, sorted(places)[:10])
+    return {(r["partition"], r["offset"]): r for r in reports}
+
+
+# --- 1. the idempotent producer ---------------------------------------------------------------
+
+N1 = 200
+rc, reports, done, err = produce("idem", N1)
+first_reports = check_delivered("produce", "idem", N1, rc, reports, done, err)
+tap.ok(len({p for p, _ in first_reports}) > 1,
+       "the keys spread over more than one partition", sorted({p for p, _ in first_reports}))
+
+try:
+    stored = read_stream()
+except (st.HubError, ValueError, KeyError, OSError) as e:
+    stored = {}
+    tap.diag("reading the stream over HTTPS failed: %s" % e)
+by_place = {(p, int(r["offset"])): r for p, recs in stored.items() for r in recs}
+wrong = [(place, rep.get("key"), rep.get("value"), by_place.get(place))
+         for place, rep in first_reports.items()
+         if place not in by_place or by_place[place].get("key") != rep.get("key")
+         or by_place[place].get("body") != rep.get("value")]
+tap.ok(stored and not wrong,
+       "each delivery report's partition / offset holds exactly that message (HTTPS read API)",
+       wrong[:5])
+bodies = [r.get("body") for recs in stored.values() for r in recs]
+tap.ok(len(bodies) == N1 and len(set(bodies)) == N1,
+       "the stream holds the %d messages once each (no duplicates)" % N1,
+       (len(bodies), len(set(bodies))))
+
+# --- 2. two members, then one -----------------------------------------------------------------
+
+a = Consumer("a")
+ok = wait_until(lambda: a.assignment() == set(range(PARTITIONS)) and len(a.messages()) >= N1)
+tap.ok(ok, "member a alone is assigned all 4 partitions and reads the %d messages" % N1, a.diag())
+
+b = Consumer("b")
+
+
+def split():
+    sa, sb = a.assignment(), b.assignment()
+    return bool(sa) and bool(sb) and not (sa & sb) and (sa | sb) == set(range(PARTITIONS))
+
+
+tap.ok(wait_until(split), "a second member joins: a and b split the 4 partitions, each gets some, "
+       "none twice", (sorted(a.assignment()), sorted(b.assignment()), a.diag(), b.diag()))
+held_a, held_b = a.assignment(), b.assignment()
+
+N2 = 40
+rc, reports, done, err = produce("mid", N2)
+mid_reports = check_delivered("produce while both are members", "mid", N2, rc, reports, done, err)
+
+
+def got(consumer, places):
+    return {(m["partition"], m["offset"]) for m in consumer.messages()} & places
+
+
+mid_places = set(mid_reports)
+ok = wait_until(lambda: got(a, mid_places) | got(b, mid_places) == mid_places)
+tap.ok(ok and all(p in held_a for p, _ in got(a, mid_places))
+       and all(p in held_b for p, _ in got(b, mid_places)),
+       "each member reads the new messages of its own partitions, together all %d" % N2,
+       (len(got(a, mid_places)), len(got(b, mid_places)), sorted(held_a), sorted(held_b)))
+
+code_a = a.leave()
+closed_a = a.closed() or {}
+tap.ok(code_a == 0 and closed_a.get("why") == "stdin" and closed_a.get("commit-errors") == 0
+       and closed_a.get("error") is None,
+       "member a commits and leaves the group (rd_kafka_consumer_close, exit 0)",
+       (code_a, closed_a, a.diag()))
+ok = wait_until(lambda: b.assignment() == set(range(PARTITIONS)), timeout=30)
+tap.ok(ok, "after the rebalance member b is assigned all 4 partitions", b.diag())
+
+N3 = 40
+rc, reports, done, err = produce("late", N3)
+late_reports = check_delivered("produce after the rebalance", "late", N3, rc, reports, done, err)
+late_places = set(late_reports)
+ok = wait_until(lambda: got(b, late_places) == late_places)
+tap.ok(ok, "member b goes on consuming: it reads all %d new messages" % N3,
+       (len(got(b, late_places)), b.diag()))
+
+everything = set(first_reports) | mid_places | late_places
+read_a = [(m["partition"], m["offset"]) for m in a.messages()]
+read_b = [(m["partition"], m["offset"]) for m in b.messages()]
+tap.ok(set(read_a) | set(read_b) == everything,
+       "together the two members read every one of the %d messages" % len(everything),
+       (len(everything - set(read_a) - set(read_b)), len((set(read_a) | set(read_b)) - everything)))
+twice = [place for place in set(read_a) & set(read_b)] + \
+    [place for place in set(read_a + read_b) if (read_a + read_b).count(place) > 1]
+tap.ok(not twice, "no message was read twice (each member starts where the other committed)",
+       sorted(set(twice))[:10])
+values_ok = all(m["value"] == (first_reports.get((m["partition"], m["offset"]))
+                               or mid_reports.get((m["partition"], m["offset"]))
+                               or late_reports.get((m["partition"], m["offset"])) or {}).get("value")
+                for m in a.messages() + b.messages())
+tap.ok(values_ok, "every message read carries the value its delivery report named")
+
+# --- 3. commit, restart, resume ---------------------------------------------------------------
+
+code_b = b.leave()
+closed_b = b.closed() or {}
+committed_b = next((e for e in b.snapshot() if e["event"] == "committed"), {})
+end_before = ends()
+offs = {e["partition"]: e["offset"] for e in committed_b.get("partitions", [])}
+tap.ok(code_b == 0 and closed_b.get("commit-errors") == 0 and closed_b.get("error") is None,
+       "member b commits and stops (exit 0)", (code_b, closed_b, b.diag()))
+tap.ok(committed_b.get("error") is None and end_before and offs == end_before,
+       "the coordinator's committed offsets of the group are the ends of the 4 partitions",
+       (committed_b, end_before))
+status, _, data = st.http_request(hub.address("https", "plain"), "GET",
+                                  "/%s/consumergroups/%s/offsets" % (TOPIC, GROUP),
+                                  headers={"Authorization": OWNER})
+try:
+    https_offs = {int(o["partition"]): int(o["offset"]) for o in json.loads(data)}
+except (ValueError, KeyError, TypeError):
+    https_offs = None
+tap.ok(status == 200 and https_offs == end_before,
+       "the HTTPS read API's consumer group '%s' has the same offsets" % GROUP,
+       (status, data[:300], end_before))
+
+code = hub.stop()
+tap.eq(code, 0, "sluiced stops cleanly")
+try:
+    hub.start()
+except st.HubError as e:
+    tap.bail_out("sluiced did not restart: %s" % e)
+
+N4 = 60
+rc, reports, done, err = produce("after", N4)
+after_reports = check_delivered("produce after the restart", "after", N4, rc, reports, done, err)
+tap.ok(all(o >= end_before.get(p, 0) for p, o in after_reports),
+       "the new messages come after the committed offsets", sorted(after_reports)[:5])
+end_after = ends()
+
+c = Consumer("c")
+ok = wait_until(lambda: all(c.eof_at().get(p) == end_after.get(p) for p in range(PARTITIONS)))
+tap.ok(ok, "a new member of the group reads up to the end of every partition", c.diag())
+code_c = c.leave()
+read_c = [(m["partition"], m["offset"]) for m in c.messages()]
+first_c = {}
+for p, o in read_c:
+    first_c.setdefault(p, o)
+tap.ok(all(o >= end_before[p] for p, o in read_c),
+       "after the restart no message before the committed offsets is read again",
+       [(p, o) for p, o in read_c if o < end_before.get(p, 0)][:10])
+tap.ok(sorted(read_c) == sorted(after_reports) and len(read_c) == len(set(read_c)),
+       "and none after them is missing: exactly the %d new messages, once each" % N4,
+       (len(read_c), len(set(read_c)), sorted(set(after_reports) - set(read_c))[:10]))
+tap.ok(all(first_c.get(p) == end_before[p] for p in first_c) and first_c,
+       "each partition resumes at exactly its committed offset", (first_c, end_before))
+closed_c = c.closed() or {}
+committed_c = next((e for e in c.snapshot() if e["event"] == "committed"), {})
+tap.ok(code_c == 0 and closed_c.get("commit-errors") == 0
+       and {e["partition"]: e["offset"] for e in committed_c.get("partitions", [])} == end_after,
+       "the resumed member commits the new ends and leaves cleanly", (code_c, closed_c, committed_c))
+
+code = hub.stop()
+tap.eq(code, 0, "sluiced stops cleanly after the restart")
+tap.done()
