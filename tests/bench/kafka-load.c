@@ -56,9 +56,9 @@ typedef struct
 typedef struct
 {
   /* options */
-  char *bootstrap;
+  const char *bootstrap;      /* borrowed from main () */
   int mock_brokers;
-  char *topic;
+  const char *topic;
   int partitions;
   char *acks;
   int size;
@@ -548,11 +548,14 @@ main (int argc, char **argv)
     .idle_timeout = 30,
   };
   g_autofree char *acks = NULL;
+  g_autofree char *bootstrap_opt = NULL;
+  g_autofree char *topic = NULL;
+  g_auto (GStrv) extra = NULL;
   GOptionEntry entries[] = {
-    { "bootstrap", 'b', 0, G_OPTION_ARG_STRING, &load.bootstrap, "broker", "HOST:PORT" },
+    { "bootstrap", 'b', 0, G_OPTION_ARG_STRING, &bootstrap_opt, "broker", "HOST:PORT" },
     { "mock", 0, 0, G_OPTION_ARG_INT, &load.mock_brokers,
       "use librdkafka's mock cluster with N brokers", "N" },
-    { "topic", 't', 0, G_OPTION_ARG_STRING, &load.topic, "topic (stream)", "NAME" },
+    { "topic", 't', 0, G_OPTION_ARG_STRING, &topic, "topic (stream)", "NAME" },
     { "partitions", 'p', 0, G_OPTION_ARG_INT, &load.partitions,
       "partitions of the mock topic (a real topic's come from its metadata)", "N" },
     { "produce", 0, 0, G_OPTION_ARG_NONE, &load.produce, "run the producer", NULL },
@@ -570,7 +573,7 @@ main (int argc, char **argv)
       "messages to consume (default: all the topic holds)", "N" },
     { "idle-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &load.idle_timeout,
       "give up consuming after this long without a message (30)", "S" },
-    { "set", 'X', 0, G_OPTION_ARG_STRING_ARRAY, &load.extra,
+    { "set", 'X', 0, G_OPTION_ARG_STRING_ARRAY, &extra,
       "extra librdkafka property", "KEY=VALUE" },
     { NULL }
   };
@@ -588,6 +591,9 @@ main (int argc, char **argv)
       return 2;
     }
   load.acks = acks ? acks : "1";
+  load.bootstrap = bootstrap_opt;
+  load.topic = topic;
+  load.extra = extra;
   if (!load.topic || (!load.bootstrap == (load.mock_brokers <= 0)) || load.partitions < 1
       || load.size < 1 || (!load.produce && !load.consume)
       || (load.produce && load.count <= 0 && load.seconds <= 0))
@@ -642,8 +648,5 @@ main (int argc, char **argv)
   if (mock_rk)
     rd_kafka_destroy (mock_rk);
   g_free (load.first_error);
-  g_free (load.bootstrap);
-  g_free (load.topic);
-  g_strfreev (load.extra);
   return status;
 }
