@@ -206,7 +206,7 @@ kafka_handle_delete_topics (KafkaConn *conn, KafkaPending *pending, KafkaRequest
       at->op = op;
       at->result = &m->topics[i];
       op->outstanding++;
-      if (t->producers != NULL)
+      if (g_atomic_int_get (&t->producers_ready))
         kafka_producers_forget_stream (t->producers, req->topics[i]);
       sluice_host_stream_delete (t->host, kafka_conn_get_principal (conn), req->topics[i],
                                  admin_topic_done, at);

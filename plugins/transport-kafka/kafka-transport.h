@@ -44,6 +44,11 @@ typedef struct {
   /* Idempotent producer state (kafka-producers.c, thread-safe) and its
    * snapshots; see kafka-handlers-producers.c. */
   KafkaProducers *producers;
+  /* Set (atomically) once the producer state is restored and rebuilt from
+   * the logs: the listeners are open before start() runs, so early
+   * idempotent requests must wait (they are answered with a retriable
+   * error until then). */
+  gint producers_ready;
   GSource *snapshot_timer;
   gint producer_changes;         /* atomic */
   gint producer_changes_saved;

@@ -286,6 +286,14 @@ tap.ok(c.closed(), "3.1.1: PUBLISH to another device's topic closes the connecti
 c.close()
 
 # Persistent sessions: the first CONNECT finds none, the second resumes it.
+# Connections above used the client id `dev1` and closed their sockets only:
+# a clean CONNECT with a DISCONNECT ends whatever session is left of them.
+c = Raw()
+c.send(connect_packet(False, "dev1", username("dev1"), TOKEN["dev1"], clean=True))
+c.packet()
+c.send(b"\xe0\x00")
+c.closed()
+c.close()
 for v5 in (False, True):
     for attempt in (0, 1):
         c = Raw()
