@@ -8,15 +8,20 @@
 #      some, none twice, no message read by both), then one leaves with
 #      rd_kafka_consumer_close and the other is assigned all 4 and goes on
 #      consuming new messages;
+#   1b. the same producer through a proxy that cuts the connection after a
+#      Produce request was answered but before the answer reaches the client:
+#      the retries of batches already stored are not stored again and their
+#      delivery reports name the original offsets;
 #   3. the remaining member commits and stops, sluiced is restarted, more
 #      messages are produced, and a new member of the same group resumes
-#      exactly after the committed offsets.
+#      exactly after the committed offsets;
+#   4. a member committing in batches commits on revocation.
 # Prints TAP.
 # SPDX-License-Identifier: Apache-2.0
 
 import json
 import os
-import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -40,15 +45,114 @@ for plugin in ("transport-https", "transport-kafka"):
     if not os.path.exists(os.path.join(st.builddir(), "plugins", plugin, plugin + ".la")):
         tap.bail_out("plugins/%s/%s.la is not built" % (plugin, plugin))
 
+
+
+class DropProxy:
+    """A TCP proxy in front of a Kafka listener. For the first `drops`
+    Produce requests it closes both sides once sluiced has answered, so the
+    batch is stored but the producer never hears so and must retry it."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.upstream = None
+        self.drops = 0
+        self.dropped = 0
+        self.produce_requests = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @staticmethod
+    def _frame(sock):
+        def exactly(n):
+            buf = b""
+            while len(buf) < n:
+                chunk = sock.recv(n - len(buf))
+                if not chunk:
+                    return None
+                buf += chunk
+            return buf
+        head = exactly(4)
+        body = exactly(int.from_bytes(head, "big")) if head else None
+        return None if body is None else head + body
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        try:
+            up = socket.create_connection(self.upstream)
+        except OSError:
+            client.close()
+            return
+        produce_ids = set()
+
+        def requests():
+            try:
+                while True:
+                    frame = self._frame(client)
+                    if frame is None:
+                        break
+                    if int.from_bytes(frame[4:6], "big") == 0:
+                        with self.lock:
+                            self.produce_requests += 1
+                            produce_ids.add(frame[8:12])
+                    up.sendall(frame)
+            except OSError:
+                pass
+            for sock in (up, client):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        threading.Thread(target=requests, daemon=True).start()
+        try:
+            while True:
+                frame = self._frame(up)
+                if frame is None:
+                    break
+                with self.lock:
+                    drop = frame[4:8] in produce_ids and self.drops > 0
+                    if drop:
+                        self.drops -= 1
+                        self.dropped += 1
+                if drop:
+                    break
+                client.sendall(frame)
+        except OSError:
+            pass
+        for sock in (up, client):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+proxy = DropProxy()
 owner_key = st.new_key()
 policies = {"owner": {"primary-key": owner_key,
                       "rights": ["ServiceConnect", "Send", "Listen", "Manage"]}}
-streams = {TOPIC: {"partitions": PARTITIONS, "durability": "batch"}}
+RETRY_TOPIC = "rk-retry"
+streams = {TOPIC: {"partitions": PARTITIONS, "durability": "batch"},
+           RETRY_TOPIC: {"partitions": PARTITIONS, "durability": "batch"}}
 work = st.tempdir()
 data_dir = os.path.join(work, "data")
 kafka_section = ("transport.kafka", {"plugin": "kafka", "listen": "127.0.0.1:0",
                                      "anonymous-policy": "owner"})
-hub = st.Hub(st.https_hub_config(data_dir, policies, streams, extra=[kafka_section]),
+# A second listener that tells clients (Metadata, FindCoordinator) to come
+# back through the proxy, so that every connection of the producer passes it.
+proxied_section = ("transport.kafka-proxied",
+                   {"plugin": "kafka", "listen": "127.0.0.1:0", "anonymous-policy": "owner",
+                    "advertised": "127.0.0.1:%d" % proxy.port})
+hub = st.Hub(st.https_hub_config(data_dir, policies, streams,
+                                 extra=[kafka_section, proxied_section]),
              workdir=work, data_dir=data_dir)
 try:
     hub.start()
@@ -68,15 +172,16 @@ CONSUMER_PROPS = ["session.timeout.ms=10000", "heartbeat.interval.ms=500",
                   "partition.assignment.strategy=range", "topic.metadata.refresh.interval.ms=2000"]
 
 
-def client_argv(mode, *args):
-    return [client_path, mode, "--brokers", broker(), "--topic", TOPIC] + list(args)
+def client_argv(mode, *args, brokers=None, topic=TOPIC):
+    return [client_path, mode, "--brokers", brokers or broker(), "--topic", topic] + list(args)
 
 
-def produce(prefix, n):
+def produce(prefix, n, *extra, brokers=None, topic=TOPIC):
     """Runs the idempotent producer; (exit status, delivery reports, done event, stderr)."""
     stderr_path = os.path.join(work, "produce-%s.err" % prefix)
     with open(stderr_path, "wb") as err:
-        res = subprocess.run(client_argv("produce", "--count", str(n), "--prefix", prefix),
+        res = subprocess.run(client_argv("produce", "--count", str(n), "--prefix", prefix,
+                                         *extra, brokers=brokers, topic=topic),
                              stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
                              timeout=180)
     events = []
@@ -193,13 +298,13 @@ class Consumer:
                                                    self.stderr_tail())
 
 
-def read_stream():
+def read_stream(topic=TOPIC):
     """{partition: [record, ...]} of the whole stream, read over HTTPS (TLS)."""
     tls = hub.address("https", "tls")
-    status, _, data = st.http_request(tls, "GET", "/" + TOPIC, headers={"Authorization": OWNER},
+    status, _, data = st.http_request(tls, "GET", "/" + topic, headers={"Authorization": OWNER},
                                       cafile=CA)
     if status != 200:
-        raise st.HubError("GET /%s: %d %r" % (TOPIC, status, data[:200]))
+        raise st.HubError("GET /%s: %d %r" % (topic, status, data[:200]))
     info = json.loads(data)
     out = {}
     for part in info["partitions"]:
@@ -208,7 +313,7 @@ def read_stream():
         offset = first
         while offset < end:
             status, _, data = st.http_request(
-                tls, "GET", "/%s/partitions/%d/messages?from=%d&limit=100" % (TOPIC, p, offset),
+                tls, "GET", "/%s/partitions/%d/messages?from=%d&limit=100" % (topic, p, offset),
                 headers={"Authorization": OWNER}, cafile=CA)
             page = json.loads(data) if status == 200 else []
             if not page:
@@ -252,23 +357,45 @@ first_reports = check_delivered("produce", "idem", N1, rc, reports, done, err)
 tap.ok(len({p for p, _ in first_reports}) > 1,
        "the keys spread over more than one partition", sorted({p for p, _ in first_reports}))
 
-try:
-    stored = read_stream()
-except (st.HubError, ValueError, KeyError, OSError) as e:
-    stored = {}
-    tap.diag("reading the stream over HTTPS failed: %s" % e)
-by_place = {(p, int(r["offset"])): r for p, recs in stored.items() for r in recs}
-wrong = [(place, rep.get("key"), rep.get("value"), by_place.get(place))
-         for place, rep in first_reports.items()
-         if place not in by_place or by_place[place].get("key") != rep.get("key")
-         or by_place[place].get("body") != rep.get("value")]
-tap.ok(stored and not wrong,
-       "each delivery report's partition / offset holds exactly that message (HTTPS read API)",
-       wrong[:5])
-bodies = [r.get("body") for recs in stored.values() for r in recs]
-tap.ok(len(bodies) == N1 and len(set(bodies)) == N1,
-       "the stream holds the %d messages once each (no duplicates)" % N1,
-       (len(bodies), len(set(bodies))))
+
+
+def check_stored(label, topic, reports, n):
+    """Each report's place holds its message, and the stream holds each once."""
+    try:
+        stored = read_stream(topic)
+    except (st.HubError, ValueError, KeyError, OSError) as e:
+        stored = {}
+        tap.diag("reading the stream over HTTPS failed: %s" % e)
+    by_place = {(p, int(r["offset"])): r for p, recs in stored.items() for r in recs}
+    wrong = [(place, rep.get("key"), rep.get("value"), by_place.get(place))
+             for place, rep in reports.items()
+             if place not in by_place or by_place[place].get("key") != rep.get("key")
+             or by_place[place].get("body") != rep.get("value")]
+    tap.ok(stored and not wrong, "%s: each delivery report's partition / offset holds exactly "
+           "that message (HTTPS read API)" % label, wrong[:5])
+    bodies = [r.get("body") for recs in stored.values() for r in recs]
+    tap.ok(len(bodies) == n and len(set(bodies)) == n,
+           "%s: the stream holds the %d messages once each (no duplicates)" % (label, n),
+           (len(bodies), len(set(bodies))))
+
+
+check_stored("produce", TOPIC, first_reports, N1)
+
+# --- 1b. retries of batches already stored ----------------------------------------------------
+
+DROPS = 3
+proxy.upstream = hub.address("kafka-proxied", "plain")
+with proxy.lock:
+    proxy.drops = DROPS
+NR = 100
+# Small batches, so that there are Produce requests left to pass after the drops.
+rc, reports, done, err = produce("retry", NR, "-X", "batch.num.messages=5", "-X", "linger.ms=2",
+                                 brokers="127.0.0.1:%d" % proxy.port, topic=RETRY_TOPIC)
+tap.ok(proxy.dropped == DROPS and proxy.produce_requests > DROPS,
+       "the proxy cut %d connections right after sluiced answered a Produce request" % DROPS,
+       (proxy.dropped, proxy.produce_requests))
+retry_reports = check_delivered("produce through the proxy", "retry", NR, rc, reports, done, err)
+check_stored("produce through the proxy", RETRY_TOPIC, retry_reports, NR)
 
 # --- 2. two members, then one -----------------------------------------------------------------
 
