@@ -15,7 +15,8 @@
 #   3. the remaining member commits and stops, sluiced is restarted, more
 #      messages are produced, and a new member of the same group resumes
 #      exactly after the committed offsets;
-#   4. a member committing in batches commits on revocation.
+#   4. a member committing in batches commits on revocation;
+#   5. the same group dance with the cooperative-sticky assignor.
 # Prints TAP.
 # SPDX-License-Identifier: Apache-2.0
 
@@ -169,7 +170,7 @@ def broker():
 # Short timeouts so that a member that left or died is noticed quickly; the
 # client itself leaves with LeaveGroup, so none of these should be waited out.
 CONSUMER_PROPS = ["session.timeout.ms=10000", "heartbeat.interval.ms=500",
-                  "partition.assignment.strategy=range", "topic.metadata.refresh.interval.ms=2000"]
+                  "topic.metadata.refresh.interval.ms=2000"]
 
 
 def client_argv(mode, *args, brokers=None, topic=TOPIC):
@@ -217,14 +218,14 @@ def wait_until(predicate, timeout=60.0):
 class Consumer:
     """One kafka-client consume process, followed event by event."""
 
-    def __init__(self, name, *extra):
+    def __init__(self, name, *extra, strategy="range"):
         self.name = name
         self.events = []
         self.cond = events_cond
         self.stderr_path = os.path.join(work, "consumer-%s.err" % name)
         with open(self.stderr_path, "wb") as err:
             argv = client_argv("consume", "--group", GROUP, "--client-id", name, *extra)
-            for prop in CONSUMER_PROPS:
+            for prop in CONSUMER_PROPS + ["partition.assignment.strategy=" + strategy]:
                 argv += ["-X", prop]
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=err)
@@ -256,10 +257,12 @@ class Consumer:
 
     def assignment(self):
         """The partitions held now (eager protocol: an assignment replaces
-        everything, a revocation empties it)."""
+        everything, a revocation empties it; cooperative: both are increments)."""
         held = set()
         for e in self.snapshot():
-            if e["event"] == "assigned":
+            if e["event"] == "assigned" and e["protocol"] == "cooperative":
+                held |= set(e["partitions"])
+            elif e["event"] == "assigned":
                 held = set(e["partitions"])
             elif e["event"] == "revoked":
                 held -= set(e["partitions"])
@@ -559,6 +562,50 @@ close_e = [ev for ev in e.snapshot() if ev["event"] == "commit" and ev["why"] ==
 tap.ok(close_e and close_e[0]["error"] is None and (e.closed() or {}).get("error") is None,
        "the second member commits on close and leaves the group cleanly", e.diag())
 d.leave()
+
+# --- 5. the cooperative protocol ---------------------------------------------------------------
+
+# With cooperative-sticky the members keep what they hold through a
+# rebalance: the first member gives up only what moves to the second, in a
+# second round of JoinGroup / SyncGroup the coordinator must serve as well.
+GROUP = "coop"
+f = Consumer("f", strategy="cooperative-sticky")
+ok = wait_until(lambda: f.assignment() == set(range(PARTITIONS))
+                and all(f.eof_at().get(p) == end_after.get(p) for p in range(PARTITIONS)))
+tap.ok(ok and len(f.messages()) == len(everything),
+       "cooperative-sticky: a member alone is assigned all 4 partitions and reads all %d "
+       "messages" % len(everything), f.diag())
+g = Consumer("g", strategy="cooperative-sticky")
+coop_split = lambda: (f.assignment() and g.assignment()  # noqa: E731
+                      and not (f.assignment() & g.assignment())
+                      and (f.assignment() | g.assignment()) == set(range(PARTITIONS)))
+ok = wait_until(coop_split)
+kept = f.assignment()
+revoked_f = set()
+for ev in f.snapshot():
+    if ev["event"] == "revoked":
+        revoked_f |= set(ev["partitions"])
+tap.ok(ok and all(ev.get("protocol") == "cooperative" for ev in f.snapshot()
+                  if ev["event"] in ("assigned", "revoked")),
+       "cooperative-sticky: a second member joins and the two split the partitions "
+       "(incremental assignments)", (sorted(f.assignment()), sorted(g.assignment()), f.diag(),
+                                     g.diag()))
+tap.ok(ok and revoked_f and not (revoked_f & kept),
+       "the first member gave up only the partitions that moved, it kept the others "
+       "without a revocation", (sorted(revoked_f), sorted(kept)))
+f.leave()
+ok = wait_until(lambda: g.assignment() == set(range(PARTITIONS)), timeout=30)
+tap.ok(ok and (f.closed() or {}).get("commit-errors") == 0,
+       "when the first member leaves the second is assigned all 4 partitions", g.diag())
+coop_a = [(m["partition"], m["offset"]) for m in f.messages()]
+coop_b = [(m["partition"], m["offset"]) for m in g.messages()]
+tap.ok(len(coop_a) + len(coop_b) == len(everything) and set(coop_a) | set(coop_b) == everything,
+       "the two cooperative members read each message once",
+       (len(coop_a), len(coop_b), len(everything)))
+g.leave()
+closed_g = g.closed() or {}
+tap.ok(closed_g.get("commit-errors") == 0 and closed_g.get("error") is None,
+       "and the second member leaves cleanly", g.diag())
 
 code = hub.stop()
 tap.eq(code, 0, "sluiced stops cleanly after the restart")
