@@ -16,7 +16,9 @@
 #      messages are produced, and a new member of the same group resumes
 #      exactly after the committed offsets;
 #   4. a member committing in batches commits on revocation;
-#   5. the same group dance with the cooperative-sticky assignor.
+#   5. the same group dance with the cooperative-sticky assignor, the
+#      survivor stopped with SIGTERM;
+#   6. a member that stops by itself after N messages.
 # Prints TAP.
 # SPDX-License-Identifier: Apache-2.0
 
@@ -292,6 +294,16 @@ class Consumer:
             self.proc.wait()
             return None
 
+    def terminate(self, timeout=60.0):
+        """SIGTERM: the other way to tell the client to commit and leave."""
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
     def stderr_tail(self):
         with open(self.stderr_path, errors="replace") as f:
             return f.read()[-1500:]
@@ -320,7 +332,8 @@ def read_stream(topic=TOPIC):
                 headers={"Authorization": OWNER}, cafile=CA)
             page = json.loads(data) if status == 200 else []
             if not page:
-                raise st.HubError("partition %d: nothing at %d of %d (%d)" % (p, offset, end, status))
+                raise st.HubError("partition %d: nothing at %d of %d (%d)"
+                                  % (p, offset, end, status))
             recs.extend(page)
             offset = int(page[-1]["offset"]) + 1
         out[p] = recs
@@ -461,9 +474,10 @@ twice = [place for place in set(read_a) & set(read_b)] + \
     [place for place in set(read_a + read_b) if (read_a + read_b).count(place) > 1]
 tap.ok(not twice, "no message was read twice (each member starts where the other committed)",
        sorted(set(twice))[:10])
-values_ok = all(m["value"] == (first_reports.get((m["partition"], m["offset"]))
-                               or mid_reports.get((m["partition"], m["offset"]))
-                               or late_reports.get((m["partition"], m["offset"])) or {}).get("value")
+all_reports = dict(first_reports)
+all_reports.update(mid_reports)
+all_reports.update(late_reports)
+values_ok = all(m["value"] == all_reports.get((m["partition"], m["offset"]), {}).get("value")
                 for m in a.messages() + b.messages())
 tap.ok(values_ok, "every message read carries the value its delivery report named")
 
@@ -524,7 +538,8 @@ closed_c = c.closed() or {}
 committed_c = next((e for e in c.snapshot() if e["event"] == "committed"), {})
 tap.ok(code_c == 0 and closed_c.get("commit-errors") == 0
        and {e["partition"]: e["offset"] for e in committed_c.get("partitions", [])} == end_after,
-       "the resumed member commits the new ends and leaves cleanly", (code_c, closed_c, committed_c))
+       "the resumed member commits the new ends and leaves cleanly",
+       (code_c, closed_c, committed_c))
 
 # --- 4. a member that commits in batches: its commit on revocation ---------------------------
 
@@ -602,10 +617,35 @@ coop_b = [(m["partition"], m["offset"]) for m in g.messages()]
 tap.ok(len(coop_a) + len(coop_b) == len(everything) and set(coop_a) | set(coop_b) == everything,
        "the two cooperative members read each message once",
        (len(coop_a), len(coop_b), len(everything)))
-g.leave()
+code_g = g.terminate()
 closed_g = g.closed() or {}
-tap.ok(closed_g.get("commit-errors") == 0 and closed_g.get("error") is None,
-       "and the second member leaves cleanly", g.diag())
+tap.ok(code_g == 0 and closed_g.get("why") == "signal" and closed_g.get("commit-errors") == 0
+       and closed_g.get("error") is None,
+       "and the second member, sent SIGTERM, commits and leaves cleanly", (code_g, g.diag()))
+
+# --- 6. a member that stops after N messages ----------------------------------------------------
+
+GROUP = "count"
+h = Consumer("h", "--count", "5")
+try:
+    code_h = h.proc.wait(60)
+except subprocess.TimeoutExpired:
+    code_h = h.leave()
+closed_h = h.closed() or {}
+commits_h = [ev for ev in h.snapshot() if ev["event"] == "commit"]
+committed_h = next((ev for ev in h.snapshot() if ev["event"] == "committed"), {})
+tap.ok(code_h == 0 and closed_h.get("why") == "count" and len(h.messages()) == 5
+       and len(commits_h) == 5 and all(ev["error"] is None for ev in commits_h),
+       "--count 5: a member reads 5 messages, commits after each one and stops by itself",
+       (code_h, h.diag()))
+read_h = {}
+for m in h.messages():
+    read_h[m["partition"]] = m["offset"] + 1
+tap.ok(committed_h.get("error") is None
+       and {ev["partition"]: ev["offset"] for ev in committed_h.get("partitions", [])
+            if ev["partition"] in read_h} == read_h,
+       "the coordinator has its group's offsets right after the 5 messages",
+       (committed_h, read_h))
 
 code = hub.stop()
 tap.eq(code, 0, "sluiced stops cleanly after the restart")
