@@ -127,20 +127,12 @@ def one_run(bench, run, key, work):
     n = ["--count", str(args.count)] if args.count else ["--seconds", str(args.seconds)]
     lat = ["--seconds", str(args.latency_seconds)]
 
-    # The mock cluster first: it needs nothing but the client.
-    for p in PARTITIONS:
-        r = bench.load(run, "produce-%d" % p, "mock",
-                       ["--mock", "1", "--topic", "bench", "--partitions", str(p), "--produce",
-                        "--acks", "1"] + n)["produce"]
-        note("mock     produce  %d partition(s) acks=1   %10.0f records/s %7.1f MiB/s"
-             % (p, r["records_per_s"], r["mib_per_s"]))
-    for p in PARTITIONS:
-        rate = median(bench.get("produce-%d" % p, "mock", "records_per_s", run)) / 2
-        r = bench.load(run, "latency-%d" % p, "mock",
-                       ["--mock", "1", "--topic", "bench", "--partitions", str(p), "--produce",
-                        "--acks", "1", "--rate", "%.0f" % rate] + lat)["produce"]
-        note("mock     latency  %d partition(s) at %.0f/s: p50 %.2f ms, p99 %.2f ms"
-             % (p, rate, r["p50_ms"], r["p99_ms"]))
+    def mock(what, p, extra):
+        return bench.load(run, what, "mock", ["--mock", "1", "--topic", "bench", "--partitions",
+                                              str(p), "--produce", "--acks", "1"] + extra)
+
+    def rate_of(what, target):
+        return median(bench.get(what, target, "records_per_s", run))
 
     data_dir = os.path.join(work, "data-%d" % run)
     hub_dir = os.path.join(work, "hub-%d" % run)
@@ -149,11 +141,16 @@ def one_run(bench, run, key, work):
     hub.start()
     try:
         broker = "%s:%d" % hub.address("kafka")
+        # Each sluiced measurement right after its mock peer, so that both
+        # see the same machine (other jobs come and go).
         for p in PARTITIONS:
+            r = mock("produce-%d" % p, p, n)["produce"]
+            note("mock     produce  %d partition(s) acks=1   %10.0f records/s %7.1f MiB/s"
+                 % (p, r["records_per_s"], r["mib_per_s"]))
             ph = bench.load(run, "produce-%d" % p, "sluiced",
                             ["--bootstrap", broker, "--topic", "interval%d" % p, "--produce",
                              "--acks", "1", "--consume"] + n)
-            r, c = ph["produce"], ph.get("consume")
+            r, c = ph["produce"], ph["consume"]
             c["what"] = "consume-%d" % p
             note("sluiced  produce  %d partition(s) acks=1   %10.0f records/s %7.1f MiB/s"
                  % (p, r["records_per_s"], r["mib_per_s"]))
@@ -170,7 +167,11 @@ def one_run(bench, run, key, work):
             note("sluiced  produce  %d partition(s) acks=-1  %10.0f records/s %7.1f MiB/s "
                  "(durability batch)" % (p, r["records_per_s"], r["mib_per_s"]))
         for p in PARTITIONS:
-            rate = median(bench.get("produce-%d" % p, "sluiced", "records_per_s", run)) / 2
+            rate = rate_of("produce-%d" % p, "mock") / 2
+            r = mock("latency-%d" % p, p, ["--rate", "%.0f" % rate] + lat)["produce"]
+            note("mock     latency  %d partition(s) at %.0f/s: p50 %.2f ms, p99 %.2f ms"
+                 % (p, rate, r["p50_ms"], r["p99_ms"]))
+            rate = rate_of("produce-%d" % p, "sluiced") / 2
             r = bench.load(run, "latency-%d" % p, "sluiced",
                            ["--bootstrap", broker, "--topic", "latency%d" % p, "--produce",
                             "--acks", "1", "--rate", "%.0f" % rate] + lat)["produce"]
@@ -246,7 +247,7 @@ def report(bench):
     for p in PARTITIONS:
         rs = [r / ANCHOR for r in bench.get("produce-%d" % p, "sluiced", "records_per_s")]
         print("| produce acks=1 vs the anchor, %d partition(s) | %.0f | %.1f | Kafka, published "
-              "| %d records/s | %.2f; %s | report | - |"
+              "| %d records/s (78.3 MiB/s) | %.2f; %s | report | - |"
               % (p, med("produce-%d" % p, "sluiced"),
                  med("produce-%d" % p, "sluiced", "mib_per_s"), ANCHOR, median(rs) or 0,
                  fmt_ratios(rs)))
