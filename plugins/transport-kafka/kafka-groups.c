@@ -819,7 +819,11 @@ kafka_groups_check_commit (KafkaGroups *groups, const char *group_id, gint32 gen
     return KAFKA_GROUP_ERROR_UNKNOWN_MEMBER_ID;
   if (generation != g->generation)
     return KAFKA_GROUP_ERROR_ILLEGAL_GENERATION;
-  if (g->state != KAFKA_GROUP_STABLE)
+  /* As Kafka's coordinator does: a member of the current generation may
+   * still commit while a rebalance is being prepared (that is when a
+   * consumer commits what it processed before giving partitions up); only
+   * while the new assignment is handed out is it refused. */
+  if (g->state == KAFKA_GROUP_COMPLETING_REBALANCE)
     return KAFKA_GROUP_ERROR_REBALANCE_IN_PROGRESS;
   m->last_heartbeat = now;
   return KAFKA_GROUP_ERROR_NONE;

@@ -563,19 +563,19 @@ ok = wait_until(lambda: d.assignment() and e.assignment()
 revoke = [ev for ev in d.snapshot() if ev["event"] == "commit" and ev["why"] == "revoke"]
 tap.ok(ok and revoke and revoke[0]["error"] is None,
        "when a second member joins, the first one's commit on revocation is accepted",
-       (revoke, e.diag()),
-       todo="transport-kafka refuses OffsetCommit with REBALANCE_IN_PROGRESS while the group "
-       "is PreparingRebalance (kafka_groups_check_commit); Kafka accepts it then")
+       (revoke, e.diag()))
 twice = {(m["partition"], m["offset"]) for m in d.messages()} & \
     {(m["partition"], m["offset"]) for m in e.messages()}
 tap.ok(ok and not twice, "the second member starts after what the first one committed",
-       sorted(twice)[:10], todo="the same: the revocation's commit is refused")
-# The second member leaves first: its own commit on close happens while the
-# group is stable, so it does not depend on the refusal above.
+       sorted(twice)[:10])
+# The second member leaves first: it commits on close what it read (nothing
+# to commit when the first member's revocation commit left it nothing new).
 e.leave()
 close_e = [ev for ev in e.snapshot() if ev["event"] == "commit" and ev["why"] == "close"]
-tap.ok(close_e and close_e[0]["error"] is None and (e.closed() or {}).get("error") is None,
-       "the second member commits on close and leaves the group cleanly", e.diag())
+tap.ok((close_e[0]["error"] is None if close_e else not e.messages())
+       and (e.closed() or {}).get("error") is None,
+       "the second member commits on close (if it read anything) and leaves the group cleanly",
+       e.diag())
 d.leave()
 
 # --- 5. the cooperative protocol ---------------------------------------------------------------
