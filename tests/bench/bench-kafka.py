@@ -30,9 +30,11 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import sluicetest as st  # noqa: E402
@@ -65,19 +67,32 @@ class Bench:
         self.args = args
         self.commands = {}
         self.results = []          # dicts: run, what, partitions, target + kafka-load's JSON
+        self.hub_pid = None
 
     def load(self, run, what, target, argv, timeout=600):
         """Run kafka-load; returns its JSON objects by phase."""
         cmd = [self.args.load] + argv
         self.commands.setdefault((what, target), " ".join(
             os.path.basename(c) if c == self.args.load else c for c in cmd))
+        # CPU of both sides over the whole invocation (both phases when it
+        # produces and consumes): on a shared machine the ratios mean more
+        # beside what each side burned.
+        hub_cpu0 = cpu_seconds(self.hub_pid) if self.hub_pid else None
+        child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.monotonic()
         res = subprocess.run(cmd, capture_output=True, timeout=timeout)
+        wall = time.monotonic() - t0
+        child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        hub_cpu1 = cpu_seconds(self.hub_pid) if self.hub_pid else None
+        load_cores = ((child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)) / wall
+        hub_cores = (hub_cpu1 - hub_cpu0) / wall if hub_cpu0 is not None and hub_cpu1 else None
         out = res.stdout.decode(errors="replace")
         phases = {}
         for line in out.splitlines():
             if line.startswith("{"):
                 obj = json.loads(line)
-                obj.update(run=run, what=what, target=target)
+                obj.update(run=run, what=what, target=target, load_cores=load_cores,
+                           hub_cores=hub_cores if target == "sluiced" else None)
                 phases[obj["phase"]] = obj
                 self.results.append(obj)
         if res.returncode != 0 or not phases:
@@ -89,6 +104,16 @@ class Bench:
         vals = [r.get(key) for r in self.results
                 if r["what"] == what and r["target"] == target and (run is None or r["run"] == run)]
         return vals
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds; None once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def hub_config(data_dir, key):
@@ -139,6 +164,7 @@ def one_run(bench, run, key, work):
     os.makedirs(hub_dir)
     hub = st.Hub(hub_config(data_dir, key), workdir=hub_dir, data_dir=data_dir)
     hub.start()
+    bench.hub_pid = hub.pid
     try:
         broker = "%s:%d" % hub.address("kafka")
         # Each sluiced measurement right after its mock peer, so that both
@@ -178,6 +204,7 @@ def one_run(bench, run, key, work):
             note("sluiced  latency  %d partition(s) at %.0f/s: p50 %.2f ms, p99 %.2f ms"
                  % (p, rate, r["p50_ms"], r["p99_ms"]))
     finally:
+        bench.hub_pid = None
         code = hub.stop()
         if code != 0:
             die("sluiced exited with %s:\n%s" % (code, hub.log_tail()))
@@ -264,6 +291,20 @@ def report(bench):
                      med("latency-%d" % p, target, "p50_ms") or 0,
                      med("latency-%d" % p, target, "p99_ms") or 0,
                      med("latency-%d" % p, target, "max_ms") or 0))
+    print()
+    print("CPU over each kafka-load invocation (cores busy; sluiced's produce rows include "
+          "the consume that follows in the same invocation; the mock runs inside kafka-load):")
+    print()
+    print("| measurement | target | kafka-load | sluiced |")
+    print("|---|---|---:|---:|")
+    seen = []
+    for r in bench.results:
+        if "load_cores" in r and (r["what"], r["target"]) not in seen and r["phase"] == "produce":
+            seen.append((r["what"], r["target"]))
+    for what, target in seen:
+        hub = med(what, target, "hub_cores")
+        print("| %s | %s | %.2f | %s |" % (what, target, med(what, target, "load_cores") or 0,
+                                          "%.2f" % hub if hub is not None else "-"))
     print()
     print("Commands (first run; `--bootstrap` is sluiced's Kafka listener, `--mock 1` the "
           "in-process mock cluster):")
