@@ -211,6 +211,17 @@ def one_run(bench, run, key, work):
         code = hub.stop()
         if code != 0:
             die("sluiced exited with %s:\n%s" % (code, hub.log_tail()))
+    # What the records cost on disk (batch and segment framing, indexes):
+    # the acks=-1 rows are beside dd in payload MiB/s, and the disk writes
+    # this much more.
+    stored = sum(os.path.getsize(os.path.join(d, f))
+                 for d, _, files in os.walk(data_dir) for f in files)
+    records = sum(r["delivered"] for r in bench.results
+                  if r["run"] == run and r["target"] == "sluiced" and r["phase"] == "produce")
+    if records:
+        bench.results.append({"run": run, "what": "disk", "target": "disk",
+                              "bytes_per_record": stored / records})
+        note("on disk: %.1f bytes per 100-byte record" % (stored / records))
     mib = run_dd(data_dir)
     bench.results.append({"run": run, "what": "dd", "target": "dd", "mib_per_s": mib})
     note("dd bs=1M conv=fdatasync                  %7.1f MiB/s" % mib)
@@ -281,6 +292,11 @@ def report(bench):
               % (p, med("produce-%d" % p, "sluiced"),
                  med("produce-%d" % p, "sluiced", "mib_per_s"), ANCHOR, median(rs) or 0,
                  fmt_ratios(rs)))
+    per_record = med("disk", "disk", "bytes_per_record")
+    if per_record:
+        print()
+        print("On disk, a 100-byte record takes %.1f bytes (median over the runs), so the "
+              "disk writes %.2f x the payload MiB/s above." % (per_record, per_record / 100))
     print()
     print("Delivery-report latency at half the maximum rate (acks=1, `interval`; %d s each):"
           % args.latency_seconds)
