@@ -112,6 +112,12 @@ kafka_conn_get_id (KafkaConn *conn)
   return conn->connection != NULL ? sluice_connection_get_id (conn->connection) : 0;
 }
 
+GMainContext *
+kafka_conn_get_context (KafkaConn *conn)
+{
+  return conn->connection != NULL ? sluice_connection_get_context (conn->connection) : NULL;
+}
+
 const char *
 kafka_conn_get_peer (KafkaConn *conn)
 {

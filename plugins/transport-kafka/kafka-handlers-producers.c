@@ -200,7 +200,7 @@ kafka_producers_setup (KafkaTransport *t)
     sluice_warning (t->instance_name, "idempotent producer snapshot ignored: %s",
                     error->message);
   rebuild_from_logs (t);
-  g_atomic_int_set (&t->producers_ready, 1);
+  kafka_produce_run_deferred (t);
   t->snapshot_timer = g_timeout_source_new (SNAPSHOT_INTERVAL_MS);
   g_source_set_callback (t->snapshot_timer, snapshot_tick, t, NULL);
   g_source_set_static_name (t->snapshot_timer, "kafka-producers-snapshot");
@@ -316,13 +316,6 @@ kafka_producers_check_batch (KafkaTransport *t, const char *stream, gint32 parti
     {
       batch->producer_id = -1;
       return KAFKA_SEQ_OUT_APPEND;
-    }
-  if (!g_atomic_int_get (&t->producers_ready))
-    {
-      /* The state that tells a retry from a new batch is still being
-       * rebuilt: a retriable error, so nothing is appended twice. */
-      *error = KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
-      return KAFKA_SEQ_OUT_REJECT;
     }
   switch (kafka_producers_check (t->producers, stream, partition, batch, base_offset,
                                  append_time, error))

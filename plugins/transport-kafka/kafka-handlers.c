@@ -306,15 +306,90 @@ split_batches (const guint8 *data, gsize len, GArray *out)
   return TRUE;
 }
 
+static void handle_produce (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
+
+/* A Produce that came before the idempotent producer state was rebuilt
+ * (the listeners open before the transport's start): it runs on its worker
+ * once the state is there. Answering it with an error instead would make
+ * an idempotent producer's pipelined batches fail out of sequence. */
+typedef struct {
+  GMainContext *context;
+  KafkaConn *conn;               /* a ref, taken and dropped on its worker */
+  KafkaPending *pending;
+  KafkaRequest *request;
+} DeferredProduce;
+
+static gboolean
+deferred_produce_run (gpointer data)
+{
+  DeferredProduce *d = data;
+
+  handle_produce (d->conn, d->pending, d->request);
+  kafka_conn_unref (d->conn);
+  g_main_context_unref (d->context);
+  g_free (d);
+  return G_SOURCE_REMOVE;
+}
+
+void
+kafka_produce_run_deferred (KafkaTransport *t)
+{
+  g_autoptr (GPtrArray) deferred = NULL;
+
+  g_mutex_lock (&t->deferred_lock);
+  g_atomic_int_set (&t->producers_ready, 1);
+  deferred = g_steal_pointer (&t->deferred);
+  g_mutex_unlock (&t->deferred_lock);
+  for (guint i = 0; deferred != NULL && i < deferred->len; i++)
+    {
+      DeferredProduce *d = deferred->pdata[i];
+      GSource *source = g_idle_source_new ();
+
+      g_source_set_callback (source, deferred_produce_run, d, NULL);
+      g_source_attach (source, d->context);
+      g_source_unref (source);
+    }
+}
+
+static gboolean
+produce_defer (KafkaTransport *t, KafkaConn *conn, KafkaPending *pending, KafkaRequest *request)
+{
+  DeferredProduce *d;
+  GMainContext *context = kafka_conn_get_context (conn);
+
+  if (g_atomic_int_get (&t->producers_ready) || context == NULL)
+    return FALSE;
+  g_mutex_lock (&t->deferred_lock);
+  if (g_atomic_int_get (&t->producers_ready))
+    {
+      g_mutex_unlock (&t->deferred_lock);
+      return FALSE;
+    }
+  d = g_new0 (DeferredProduce, 1);
+  d->context = g_main_context_ref (context);
+  d->conn = kafka_conn_ref (conn);
+  d->pending = pending;
+  d->request = request;
+  if (t->deferred == NULL)
+    t->deferred = g_ptr_array_new ();
+  g_ptr_array_add (t->deferred, d);
+  g_mutex_unlock (&t->deferred_lock);
+  return TRUE;
+}
+
 static void
 handle_produce (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request)
 {
   KafkaTransport *t = kafka_conn_get_transport (conn);
   const KafkaProduceRequest *req = &request->produce;
-  ProduceOp *op = g_new0 (ProduceOp, 1);
+  ProduceOp *op;
   KafkaProduceResponse *m;
   gint16 refuse = KAFKA_ERR_NONE;
   guint flags = 0;
+
+  if (produce_defer (t, conn, pending, request))
+    return;
+  op = g_new0 (ProduceOp, 1);
 
   op->conn = kafka_conn_ref (conn);
   op->request = request;

@@ -101,6 +101,10 @@ kafka_transport_free (KafkaTransport *transport)
   if (transport->groups != NULL)
     kafka_groups_teardown (transport);
   g_clear_pointer (&transport->producers, kafka_producers_free);
+  /* Produce requests still waiting (start never finished): their
+   * connections are gone with the workers by now. */
+  g_clear_pointer (&transport->deferred, g_ptr_array_unref);
+  g_mutex_clear (&transport->deferred_lock);
   g_clear_pointer (&transport->internal_principal, sluice_principal_unref);
   g_free (transport);
 }
@@ -148,6 +152,7 @@ kafka_create (SluiceHost *host, const SluiceTransportConfig *config, const void 
     return NULL;
 
   transport = g_new0 (KafkaTransport, 1);
+  g_mutex_init (&transport->deferred_lock);
   transport->host = host;
   transport->instance_name = g_strdup (name);
   transport->options = opts;

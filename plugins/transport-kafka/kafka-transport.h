@@ -49,6 +49,9 @@ typedef struct {
    * idempotent requests must wait (they are answered with a retriable
    * error until then). */
   gint producers_ready;
+  /* Produce requests that arrived before then, run once it is set. */
+  GMutex deferred_lock;
+  GPtrArray *deferred;
   GSource *snapshot_timer;
   gint producer_changes;         /* atomic */
   gint producer_changes_saved;
@@ -78,6 +81,8 @@ SluicePrincipal *kafka_conn_get_principal (KafkaConn *conn);
 /* Replaces the principal (after SASL). (principal: transfer full) */
 void kafka_conn_set_principal (KafkaConn *conn, SluicePrincipal *principal);
 guint64 kafka_conn_get_id (KafkaConn *conn);
+/* The connection's worker context. (transfer none) */
+GMainContext *kafka_conn_get_context (KafkaConn *conn);
 const char *kafka_conn_get_peer (KafkaConn *conn);
 /* This broker as clients must reach it: `advertised`, or the local address
  * of the connection. `host` is transfer none (valid for the connection). */
@@ -141,6 +146,9 @@ void kafka_groups_forget_wait (KafkaTransport *transport, gpointer wait);
 
 /* kafka-handlers-producers.c */
 void kafka_producers_setup (KafkaTransport *transport);
+/* kafka-handlers.c: mark the producer state ready and run the Produce
+ * requests that waited for it. Main thread. */
+void kafka_produce_run_deferred (KafkaTransport *transport);
 void kafka_producers_stop (KafkaTransport *transport);
 void kafka_handle_init_producer_id (KafkaConn *conn, KafkaPending *pending,
                                     KafkaRequest *request);
