@@ -375,7 +375,10 @@ def main():
     bench = Bench(args)
     for run in range(args.runs):
         note("run %d of %d" % (run + 1, args.runs))
-        one_run(bench, run, key, work)
+        try:
+            one_run(bench, run, key, work)
+        except st.HubError as e:
+            die(str(e))
     report(bench)
     return 0
 
