@@ -105,6 +105,51 @@ pump_fill (Pump *p)
     }
 }
 
+typedef struct {
+  SluiceHost *host;
+  SluicePrincipal *who;
+  const char *stream;
+  gint64 next;
+  guint64 records;
+  guint64 bytes;
+  gboolean done;
+  gboolean failed;
+} Reader;
+
+static void read_next (Reader *r);
+
+static void
+on_read (SluiceReadResult *result, const GError *error, gpointer data)
+{
+  Reader *r = data;
+
+  if (error != NULL)
+    {
+      g_printerr ("read failed: %s\n", error->message);
+      r->failed = r->done = TRUE;
+      return;
+    }
+  for (guint i = 0; i < result->batches->len; i++)
+    {
+      SluiceBatch *b = result->batches->pdata[i];
+
+      r->records += (guint64) b->record_count;
+      r->bytes += g_bytes_get_size (b->data);
+      r->next = b->base_offset + b->record_count;
+    }
+  if (result->batches->len == 0 || r->next >= result->next)
+    r->done = TRUE;
+  sluice_read_result_free (result);
+  if (!r->done)
+    read_next (r);
+}
+
+static void
+read_next (Reader *r)
+{
+  sluice_host_read (r->host, r->who, r->stream, 0, r->next, 8 << 20, 0, NULL, on_read, r);
+}
+
 /* Each run frees its page cache for the next, as dd's unlink does. */
 static void
 remove_tree (const char *dir)
@@ -129,6 +174,9 @@ run_volume (const char *dir, const char *backend, const char *policy, gsize reco
   SluiceHost *host;
   g_autoptr (SluicePrincipal) who = sluice_principal_new (SLUICE_PRINCIPAL_POLICY, "bench",
                                                           SLUICE_RIGHT_SEND, NULL, 0, "bench");
+  g_autoptr (SluicePrincipal) reader = sluice_principal_new (SLUICE_PRINCIPAL_POLICY, "reader",
+                                                             SLUICE_RIGHT_LISTEN, NULL, 0,
+                                                             "bench");
   SluiceCounter *fsyncs;
   guint records = record_size <= 100 ? 1000 : 100;
   Pump p = { 0 };
@@ -151,9 +199,31 @@ run_volume (const char *dir, const char *backend, const char *policy, gsize reco
   while (p.acked < p.to_send)
     g_main_context_iteration (NULL, TRUE);
   syncs = sluice_counter_get (fsyncs);
-  /* The final fsync is part of the time. */
-  sluice_host_stop (host);
   t1 = now_s ();
+  /* Read it all back through the host's read API (what a consumer gets:
+   * batches as stored, CRC checked by the backend), right after writing
+   * (the page cache holds it, as for a consumer that keeps up). */
+  {
+    Reader r = { host, reader, policy, 0, 0, 0, FALSE, FALSE };
+    double r0 = now_s (), r1;
+
+    read_next (&r);
+    while (!r.done)
+      g_main_context_iteration (NULL, TRUE);
+    r1 = now_s ();
+    if (r.failed || r.records != p.to_send * records)
+      g_error ("read back %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " records", r.records,
+               p.to_send * records);
+    if (report)
+      g_print ("%s_read_mbps=%.1f %s_read_records_per_s=%.0f\n", name,
+               r.bytes / (r1 - r0) / 1e6, name, r.records / (r1 - r0));
+  }
+  /* The final fsync is part of the append time. */
+  {
+    double s0 = now_s ();
+    sluice_host_stop (host);
+    t1 += now_s () - s0;
+  }
   if (report)
     g_print ("%s_records=%" G_GUINT64_FORMAT " %s_bytes=%" G_GUINT64_FORMAT
            " %s_seconds=%.3f %s_mbps=%.1f %s_records_per_s=%.0f %s_fsyncs=%" G_GINT64_FORMAT
@@ -221,6 +291,9 @@ run_group (const char *dir, const char *backend, gsize record_size, guint append
   SluiceHost *host;
   g_autoptr (SluicePrincipal) who = sluice_principal_new (SLUICE_PRINCIPAL_POLICY, "bench",
                                                           SLUICE_RIGHT_SEND, NULL, 0, "bench");
+  g_autoptr (SluicePrincipal) reader = sluice_principal_new (SLUICE_PRINCIPAL_POLICY, "reader",
+                                                             SLUICE_RIGHT_LISTEN, NULL, 0,
+                                                             "bench");
   Pump p = { 0 };
   SluiceCounter *fsyncs;
   gint64 f0;

@@ -69,6 +69,21 @@ for b in BACKENDS:
             print(f"| {b} | {size} B | {policy} | {m[k + '_mbps']:.0f} | "
                   f"{m[k + '_records_per_s']:.0f} | {m[k + '_fsyncs']:.0f} | {r:.2f} | {target} |")
 print()
+print("Read back through the host's read API right after writing (8 MiB reads, batches as "
+      "stored, CRC checked by the backend; the data is in the page cache):")
+print()
+print("| backend | records | durability | MB/s | records/s | ratio to dd |")
+print("|---|---|---|---|---|---|")
+for b in BACKENDS:
+    for size in SIZES:
+        for policy in POLICIES:
+            name = f"{b}_{size}_{policy}"
+            if f"{name}_read_mbps" not in m:
+                continue
+            print(f"| {b} | {size} B | {policy} | {m[name + '_read_mbps']:.0f} | "
+                  f"{m[name + '_read_records_per_s']:.0f} | "
+                  f"{ratio(name + '_read_mbps', 'dd_mbps'):.2f} |")
+print()
 print("Group commit (durability `batch`, 64 concurrent appenders of one record each):")
 print()
 print("| backend | record | acks/s | fsyncs/s | records per fsync | acks/s vs raw fdatasync/s |")
