@@ -230,6 +230,23 @@ for version in ("mqttv311", "mqttv5"):
         tap.eq(out.split("\n")[:3], ["%s m%d" % (topic, i) for i in range(3)],
                "mosquitto %s QoS %d: 3 messages published, 3 received in order" % (version, qos))
 
+# Over TLS, both versions (the hub's generated development certificate as CA).
+CA = os.path.join(data_dir, "tls", "dev-cert.pem")
+tls_port = hub.address("mqtt", "tls")[1]
+for version in ("mqttv311", "mqttv5"):
+    topic = "public/tls/%s" % version
+    sub = subprocess.Popen(["mosquitto_sub", "-h", HOST, "-p", str(tls_port), "--cafile", CA,
+                            "-V", version, "-q", "2", "-t", topic, "-C", "2", "-W", "20", "-v"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    for i in range(2):
+        subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(tls_port), "--cafile", CA,
+                        "-V", version, "-q", "2", "-t", topic, "-m", "t%d" % i],
+                       capture_output=True, timeout=30)
+    out, err = sub.communicate(timeout=30)
+    tap.eq(out.split("\n")[:2], ["%s t0" % topic, "%s t1" % topic],
+           "mosquitto_sub / mosquitto_pub %s over TLS, QoS 2" % version)
+
 # --- 2. ACL refusals -----------------------------------------------------
 
 c = Client("anon-refused")
