@@ -78,7 +78,7 @@ case "$cmd" in
   start)
     deps
     configure_build "$build"
-    export SLUICE_PLUGIN_PATH="$build/plugins/storage-file:$build/plugins/auth-key:$build/plugins/transport-https:$build/plugins/transport-mqtt"
+    export SLUICE_PLUGIN_PATH="$build/plugins/storage-file:$build/plugins/storage-lmdb:$build/plugins/auth-key:$build/plugins/auth-x509:$build/plugins/transport-https:$build/plugins/transport-mqtt:$build/plugins/transport-kafka"
     cd "$top"
     exec "$build/core/sluiced" --config examples/quickstart.conf
     ;;
