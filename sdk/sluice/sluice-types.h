@@ -11,7 +11,10 @@ G_BEGIN_DECLS
  * host of ABI (M, n) when n >= m. New vtable slots are only appended (minor
  * bump); removing or reordering anything bumps the major. */
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 0
+/* 1.1: the host KV service, stream create / delete, adopted connections
+ * (carrier ops, protocol registration), SluiceTransportConfig.config, the
+ * storage slots log_create_at and blob_list. */
+#define SLUICE_ABI_MINOR 1
 
 #if defined(_WIN32)
 #define SLUICE_API
