@@ -10,12 +10,14 @@ FUZZ_TARGETS = tests/fuzz/fuzz-batch tests/fuzz/fuzz-mqtt tests/fuzz/fuzz-kafka
 fuzz_batch_sources = \
 	$(srcdir)/tests/fuzz/fuzz-batch.c $(srcdir)/core/error.c \
 	$(srcdir)/core/crc32c.c $(srcdir)/core/record-batch.c \
-	$(srcdir)/core/record-builder.c $(srcdir)/core/record-reader.c
+	$(srcdir)/core/record-builder.c $(srcdir)/core/record-reader.c \
+	$(srcdir)/core/record-compress.c
 
 tests/fuzz/fuzz-batch: $(fuzz_batch_sources)
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) \
-	  $(GLIB_CFLAGS) -o $@ $(fuzz_batch_sources) $(GLIB_LIBS)
+	  $(GLIB_CFLAGS) $(KAFKA_COMPRESS_CFLAGS) -o $@ $(fuzz_batch_sources) $(GLIB_LIBS) \
+	  $(KAFKA_COMPRESS_LIBS)
 
 # The MQTT codec, compiled in for the same reason.
 fuzz_mqtt_sources = \
