@@ -24,7 +24,7 @@ PACKAGES=(
   libglib2.0-dev libjson-glib-dev libgnutls28-dev gnutls-bin
   libsoup-3.0-dev glib-networking
   python3 curl openssl ca-certificates
-  clang libclang-rt-14-dev mosquitto-clients
+  clang libclang-rt-14-dev mosquitto-clients xz-utils
   liblmdb-dev lmdb-utils zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev
   librdkafka-dev kcat python3-confluent-kafka python3-kafka
   libmosquitto-dev mosquitto python3-paho-mqtt
