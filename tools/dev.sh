@@ -62,6 +62,17 @@ count_results() {
   echo "$pass $fail $skip"
 }
 
+# What each failing test script said of its failures (its `not ok` lines and
+# diagnostics, the tail of sluiced's log among them), for the CI log.
+failure_details() { # $1: build dir
+  local dir=$1 trs log
+  for trs in $(grep -lE '^:test-result: (FAIL|XPASS|ERROR)' $(find "$dir" -name '*.trs') /dev/null 2>/dev/null); do
+    log=${trs%.trs}.log
+    echo "=== ${log#$dir/}"
+    grep -E '^(not ok|#|Bail out)' "$log" | tail -60 || true
+  done
+}
+
 run_suite() { # $1: build dir
   local dir=$1 rc=0
   find "$dir" -name '*.trs' -delete 2>/dev/null || true
@@ -88,11 +99,13 @@ case "$cmd" in
     rc=0
     run_suite "$build" || rc=1
     read -r pass fail skip < <(count_results "$build")
+    details=$(failure_details "$build")
     if [ "${SANITIZERS:-1}" = 1 ]; then
       echo "--- the suite again under AddressSanitizer + UndefinedBehaviorSanitizer"
       configure_build "$build-asan" --enable-sanitizers
       run_suite "$build-asan" || rc=1
       read -r p2 f2 s2 < <(count_results "$build-asan")
+      details+=$'\n'$(failure_details "$build-asan")
       pass=$((pass + p2)); fail=$((fail + f2)); skip=$((skip + s2))
     fi
     if [ "${FUZZ:-1}" = 1 ] && grep -q '^fuzz-smoke:' "$build/Makefile"; then
@@ -112,6 +125,10 @@ case "$cmd" in
         tail -20 "$build/distcheck.out"
         rc=1
       fi
+    fi
+    if [ -n "${details//[$'\n']/}" ]; then
+      echo "--- what the failing tests said"
+      echo "$details"
     fi
     [ "$skip" -gt 0 ] && echo "skipped: $skip (not counted as passes)"
     [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ] && fail=1 && echo "the build or a test driver failed; see $build/check.out"

@@ -32,6 +32,22 @@ class Tap:
         self.planned = planned
         if planned is not None:
             print("1..%d" % planned, flush=True)
+        sys.excepthook = self._uncaught
+
+    def _uncaught(self, kind, value, tb):
+        """An exception nobody caught is a failed test case with its
+        traceback and the tail of each running sluiced's log, so that a CI
+        log says what went wrong; then the plan, so the run stays TAP."""
+        import traceback
+        self.ok(False, "the test script ran to its end (uncaught %s: %s)"
+                % (kind.__name__, str(value).splitlines()[0] if str(value) else ""))
+        self.diag("".join(traceback.format_exception(kind, value, tb)))
+        for hub in list(_live_hubs):
+            self.diag("--- tail of %s" % getattr(hub, "log_path", "?"))
+            self.diag(hub.log_tail(30))
+        if self.planned is None:
+            print("1..%d" % self.count, flush=True)
+        sys.stdout.flush()
 
     def ok(self, cond, desc, diag=None, todo=None):
         self.count += 1
