@@ -148,7 +148,7 @@ typedef struct {
   SluiceRevokedFunc revoked;
   gpointer user_data;
   GMainContext *context;
-  char *reason;
+  char *reason;                        /* set once it is due to fire */
 } HostWatch;
 
 static void
@@ -158,6 +158,12 @@ host_watch_free (HostWatch *w)
   g_free (w->reason);
   g_main_context_unref (w->context);
   g_free (w);
+}
+
+void
+host_watches_init (SluiceHost *host)
+{
+  host->watches = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) host_watch_free);
 }
 
 guint
@@ -178,15 +184,32 @@ sluice_host_watch_principal (SluiceHost *host, SluicePrincipal *principal,
   return w->id;
 }
 
-/* The watch was removed from the table before this runs, under the lock, so
- * a watch fires at most once; unwatching after that is a no-op. */
+/* A due watch stays in the table until it fires on its owner's context, and
+ * the source carries only its id: a watch removed in between (its session
+ * ended and unwatched: its user_data may be gone) is simply not there any
+ * more, so a watch fires at most once and never after it was removed. */
+typedef struct {
+  SluiceHost *host;
+  guint id;
+} WatchFire;
+
 static gboolean
 watch_fire (gpointer data)
 {
-  HostWatch *w = data;
+  WatchFire *f = data;
+  SluiceHost *host = f->host;
+  HostWatch *w;
 
-  w->revoked (w->reason, w->user_data);
-  host_watch_free (w);
+  g_mutex_lock (&host->watch_lock);
+  w = g_hash_table_lookup (host->watches, GUINT_TO_POINTER (f->id));
+  if (w)
+    g_hash_table_steal (host->watches, GUINT_TO_POINTER (f->id));
+  g_mutex_unlock (&host->watch_lock);
+  if (w)
+    {
+      w->revoked (w->reason, w->user_data);
+      host_watch_free (w);
+    }
   return G_SOURCE_REMOVE;
 }
 
@@ -219,6 +242,8 @@ revoke_matching (SluiceHost *host, const char *principal_id, gint64 now_s, const
       gboolean hit;
       gsize n = principal_id ? strlen (principal_id) : 0;
 
+      if (w->reason != NULL)
+        continue;                      /* already due */
       if (principal_id)
         hit = strncmp (w->principal_id, principal_id, n) == 0
               && (w->principal_id[n] == '\0' || w->principal_id[n] == '/');
@@ -226,17 +251,28 @@ revoke_matching (SluiceHost *host, const char *principal_id, gint64 now_s, const
         hit = w->expires_at > 0 && w->expires_at < now_s;
       if (hit)
         {
-          g_hash_table_iter_steal (&it);
+          WatchFire *f = g_new0 (WatchFire, 1);
+
           w->reason = g_strdup (principal_id ? reason : "credentials expired");
-          g_ptr_array_add (fire, w);
+          g_message ("closing sessions of %s: %s", w->principal_id, w->reason);
+          f->host = host;
+          f->id = w->id;
+          g_ptr_array_add (fire, f);
+          g_ptr_array_add (fire, g_main_context_ref (w->context));
         }
     }
   g_mutex_unlock (&host->watch_lock);
-  for (guint i = 0; i < fire->len; i++)
+  for (guint i = 0; i < fire->len; i += 2)
     {
-      HostWatch *w = fire->pdata[i];
-      g_message ("closing sessions of %s: %s", w->principal_id, w->reason);
-      host_invoke (w->context, watch_fire, w);
+      GMainContext *context = fire->pdata[i + 1];
+      GSource *source = g_idle_source_new ();
+
+      /* Freed with the source, also when its loop ends before it ran. */
+      g_source_set_callback (source, watch_fire, fire->pdata[i], g_free);
+      g_source_set_static_name (source, "sluice-revoke");
+      g_source_attach (source, context);
+      g_source_unref (source);
+      g_main_context_unref (context);
     }
 }
 

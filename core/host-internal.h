@@ -161,6 +161,7 @@ void host_job_run_on (SluiceHost *host, GMainContext *context, HostJobFunc work,
                       HostJobFunc done, gpointer data);
 /* Call `func(data)` on `context` (never inline); frees nothing. */
 void host_invoke (GMainContext *context, GSourceFunc func, gpointer data);
+void host_watches_init (SluiceHost *host);
 
 /* --- registry.c --- */
 gboolean host_registry_load (SluiceHost *host, GError **error);

@@ -151,7 +151,7 @@ sluice_host_new (SluiceConfig *config, GError **error)
                                          (GDestroyNotify) sluice_stream_unref);
   host->devices = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                          (GDestroyNotify) sluice_device_free);
-  host->watches = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  host_watches_init (host);
   g_rw_lock_init (&host->streams_lock);
   g_rw_lock_init (&host->registry_lock);
   g_mutex_init (&host->registry_write_lock);

@@ -18,7 +18,7 @@ import sluicetest as st  # noqa: E402
 
 tap = st.Tap()
 
-VECTORS = os.path.join(os.environ.get("SLUICE_VECTORS") or "/work/shared/vectors", "kafka")
+VECTORS = os.path.join(st.vectors(), "kafka")
 if not os.path.isdir(VECTORS):
     tap.bail_out("no Kafka vectors at %s: set SLUICE_VECTORS" % VECTORS)
 if not os.path.exists(os.path.join(st.builddir(), "plugins", "transport-kafka",

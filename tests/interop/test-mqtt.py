@@ -394,7 +394,7 @@ tap.eq(sorted(r["body"] for r in burst), sorted("burst %d" % i for i in range(BU
 
 # --- malformed input, while another client keeps working -----------------------------------
 
-with open(os.path.join(os.environ.get("SLUICE_VECTORS", "/work/shared/vectors"), "mqtt",
+with open(os.path.join(st.vectors(), "mqtt",
                        "malformed", "cases.json")) as f:
     cases = {c["name"]: c for c in json.load(f)["cases"]}
 bystander, _ = device_client(True, "dev2")

@@ -43,8 +43,8 @@ class Tap:
                 % (kind.__name__, str(value).splitlines()[0] if str(value) else ""))
         self.diag("".join(traceback.format_exception(kind, value, tb)))
         for hub in list(_live_hubs):
-            self.diag("--- tail of %s" % getattr(hub, "log_path", "?"))
-            self.diag(hub.log_tail(30))
+            self.diag("--- %s" % getattr(hub, "log_path", "?"))
+            self.diag(hub.log_report())
         if self.planned is None:
             print("1..%d" % self.count, flush=True)
         sys.stdout.flush()
@@ -154,6 +154,13 @@ def builddir():
 
 def srcdir():
     return os.environ.get("SLUICE_SRCDIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def vectors():
+    """The recorded protocol vectors: $SLUICE_VECTORS (make check sets it),
+    else ../shared/vectors beside the source tree."""
+    return os.environ.get("SLUICE_VECTORS") or os.path.join(
+        os.path.abspath(srcdir()), "..", "shared", "vectors")
 
 
 def _find_program(env_name, candidates):
@@ -394,6 +401,20 @@ class Hub:
         except OSError:
             pass
         return code
+
+    def log_report(self, n=30):
+        """A sanitizer's report from the log when there is one (its first
+        lines: what and where), else the log's last `n` lines."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return ""
+        for i, line in enumerate(lines):
+            if "ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line \
+                    or "runtime error:" in line:
+                return "\n".join(lines[max(0, i - 5):i + 60])
+        return "\n".join(lines[-n:])
 
     def log_tail(self, n=40):
         try:

@@ -620,7 +620,9 @@ test_registry (Fixture *f, gconstpointer data)
   DeviceWait w2 = { 0 };
   DeviceWait w3 = { 0 };
   g_autofree char *etag = NULL;
-  guint watch;
+  guint watch, other_watch;
+  GMainContext *other_ctx;
+  g_autofree char *other_revoked = NULL;
 
   sluice_host_registry_put (f->host, f->owner, d, NULL, on_device, &w);
   wait_for (&w.done);
@@ -645,6 +647,13 @@ test_registry (Fixture *f, gconstpointer data)
   as_device = sluice_principal_new (SLUICE_PRINCIPAL_DEVICE, "dev-1",
                                     SLUICE_RIGHT_DEVICE_CONNECT, NULL, 0, "sas");
   watch = sluice_host_watch_principal (f->host, as_device, on_revoked, &revoked);
+  /* A second session of it, on another thread's context, ends (and
+   * unwatches) after the revocation was decided but before its context ran
+   * the callback: its owner may be gone, so it must not be called. */
+  other_ctx = g_main_context_new ();
+  g_main_context_push_thread_default (other_ctx);
+  other_watch = sluice_host_watch_principal (f->host, as_device, on_revoked, &other_revoked);
+  g_main_context_pop_thread_default (other_ctx);
   got->enabled = FALSE;
   sluice_host_registry_put (f->host, f->owner, got, etag, on_device, &w3);
   wait_for (&w3.done);
@@ -657,6 +666,17 @@ test_registry (Fixture *f, gconstpointer data)
   }
   g_assert_cmpstr (revoked, ==, "device disabled");
   sluice_host_unwatch_principal (f->host, watch);
+  {
+    gint64 deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
+    while (!g_main_context_pending (other_ctx) && g_get_monotonic_time () < deadline)
+      g_usleep (1000);
+  }
+  g_assert_true (g_main_context_pending (other_ctx));
+  sluice_host_unwatch_principal (f->host, other_watch);
+  while (g_main_context_iteration (other_ctx, FALSE))
+    ;
+  g_assert_null (other_revoked);
+  g_main_context_unref (other_ctx);
 
   /* Bad ids and half keys are refused. */
   {

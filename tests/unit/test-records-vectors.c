@@ -65,7 +65,7 @@ vectors_dir (void)
   if (dir == NULL || !g_file_test (dir, G_FILE_TEST_IS_DIR))
     {
       g_test_fail_printf ("protocol vectors not found (SLUICE_VECTORS=%s); "
-                          "they live in /work/shared/vectors",
+                          "they live in ../shared/vectors beside the source tree",
                           dir != NULL ? dir : "(unset)");
       return NULL;
     }

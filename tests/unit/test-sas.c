@@ -555,7 +555,7 @@ load_vectors (void)
 
   if (dir == NULL)
     g_error ("SLUICE_VECTORS is not set: run through `make check` or set it to the "
-             "vectors directory (/work/shared/vectors)");
+             "vectors directory (../shared/vectors beside the source tree)");
   path = g_build_filename (dir, "sas", "sas-vectors.json", NULL);
 
   vectors_parser = json_parser_new ();

@@ -14,7 +14,11 @@ static char *
 vectors_dir (void)
 {
   const char *dir = g_getenv ("SLUICE_VECTORS");
-  return g_build_filename (dir != NULL ? dir : "/work/shared/vectors", "kafka", NULL);
+
+  if (dir == NULL)
+    g_error ("SLUICE_VECTORS is not set: run through `make check` or set it to the "
+             "recorded vectors (../shared/vectors beside the source tree)");
+  return g_build_filename (dir, "kafka", NULL);
 }
 
 typedef struct {
