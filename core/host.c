@@ -610,6 +610,19 @@ sluice_host_reload (SluiceHost *host, GError **error)
       for (guint j = 0; revoked && revoked[j]; j++)
         host_revoke (host, revoked[j], "credentials changed by a configuration reload");
     }
+  for (guint i = 0; i < host->transports->len; i++)
+    {
+      HostTransport *t = host->transports->pdata[i];
+      g_autoptr (GError) terr = NULL;
+
+      if (t->plugin->desc->vtable_size < G_STRUCT_OFFSET (SluiceTransportVTable, reload)
+                                         + sizeof (gpointer)
+          || t->vtable->reload == NULL || !t->started)
+        continue;
+      if (!t->vtable->reload (t->self, fresh, &terr))
+        g_warning ("[transport.%s] reload failed, it keeps its previous state: %s",
+                   t->tc.instance_name, terr->message);
+    }
   g_message ("policies reloaded from %s (other sections take effect at the next start)",
              host->config->path);
   return TRUE;

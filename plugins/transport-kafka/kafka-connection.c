@@ -207,8 +207,9 @@ conn_authenticate_default (KafkaConn *conn)
   const char *peer = sluice_connection_get_peer (conn->connection);
   g_autoptr (GError) error = NULL;
   SluicePrincipal *principal = NULL;
+  g_autofree char *anonymous_key = kafka_transport_anonymous_key (transport);
 
-  if (transport->anonymous_key != NULL && is_loopback (peer))
+  if (anonymous_key != NULL && is_loopback (peer))
     {
       SluiceCredentials credentials = { 0 };
 
@@ -216,7 +217,7 @@ conn_authenticate_default (KafkaConn *conn)
       credentials.protocol = "kafka";
       credentials.peer = peer;
       credentials.username = transport->options->anonymous_policy;
-      credentials.password = transport->anonymous_key;
+      credentials.password = anonymous_key;
       principal = sluice_host_authenticate (transport->host, &credentials, &error);
       if (principal == NULL)
         sluice_warning (transport->instance_name, "anonymous-policy '%s' does not "

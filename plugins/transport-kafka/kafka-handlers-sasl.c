@@ -88,10 +88,8 @@ scram_lookup (const char *username, KafkaScramMechanism mechanism, gpointer user
   KafkaTransport *transport = user_data;
   g_autofree char *key = g_strdup_printf ("%s/%s", kafka_scram_mechanism_name (mechanism),
                                           username);
-  const KafkaScramSecret *secret = transport->scram_secrets != NULL
-                                   ? g_hash_table_lookup (transport->scram_secrets, key) : NULL;
 
-  return secret != NULL ? g_memdup2 (secret, sizeof *secret) : NULL;
+  return kafka_transport_scram_secret (transport, key);
 }
 
 /* One client token. Sets `*out` (the server's token, may be empty) and
@@ -148,7 +146,7 @@ sasl_step (KafkaConn *conn, SaslSession *session, const guint8 *in, gsize len,
       else
         {
           const char *user = kafka_scram_server_get_username (session->scram);
-          const char *key = g_hash_table_lookup (transport->policy_keys, user);
+          g_autofree char *key = kafka_transport_policy_key (transport, user);
           SluiceCredentials credentials = { 0 };
 
           /* The proof was checked against the verifier; the principal is

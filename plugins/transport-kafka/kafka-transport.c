@@ -106,17 +106,19 @@ kafka_transport_free (KafkaTransport *transport)
   g_clear_pointer (&transport->deferred, g_ptr_array_unref);
   g_mutex_clear (&transport->deferred_lock);
   g_clear_pointer (&transport->internal_principal, sluice_principal_unref);
+  g_mutex_clear (&transport->keys_lock);
   g_free (transport);
 }
 
 /* Every [policy.NAME]'s primary key: SCRAM users are policies, and their
  * verifiers are derived from the key (WIRE.md). */
-static gboolean
-load_policy_keys (KafkaTransport *transport, SluiceConfig *config, GError **error)
+static GHashTable *
+load_policy_keys (SluiceConfig *config, GError **error)
 {
   g_auto (GStrv) sections = sluice_config_list_sections (config, "policy.");
+  g_autoptr (GHashTable) keys_by_policy = g_hash_table_new_full (g_str_hash, g_str_equal,
+                                                                 g_free, wipe_free);
 
-  transport->policy_keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, wipe_free);
   for (guint i = 0; sections != NULL && sections[i] != NULL; i++)
     {
       PolicyKeys keys = { 0 };
@@ -124,10 +126,10 @@ load_policy_keys (KafkaTransport *transport, SluiceConfig *config, GError **erro
       if (!sluice_config_parse_section (config, sections[i], policy_keys, NULL, &keys, error))
         {
           sluice_options_clear (policy_keys, &keys);
-          return FALSE;
+          return NULL;
         }
       if (keys.primary_key != NULL)
-        g_hash_table_insert (transport->policy_keys,
+        g_hash_table_insert (keys_by_policy,
                              g_strdup (sections[i] + strlen ("policy.")),
                              g_strdup (keys.primary_key));
       if (keys.primary_key != NULL)
@@ -136,7 +138,61 @@ load_policy_keys (KafkaTransport *transport, SluiceConfig *config, GError **erro
         memset (keys.secondary_key, 0, strlen (keys.secondary_key));
       sluice_options_clear (policy_keys, &keys);
     }
-  return TRUE;
+  return g_steal_pointer (&keys_by_policy);
+}
+
+/* The anonymous policy's key in `keys`, or NULL with `error`. */
+static char *
+anonymous_key_from (const KafkaOptions *opts, GHashTable *keys, GError **error)
+{
+  const char *key = g_hash_table_lookup (keys, opts->anonymous_policy);
+
+  if (key == NULL)
+    {
+      g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
+                   "anonymous-policy: no [policy.%s] with a primary-key (value '%s')",
+                   opts->anonymous_policy, opts->anonymous_policy);
+      return NULL;
+    }
+  return g_strdup (key);
+}
+
+char *
+kafka_transport_policy_key (KafkaTransport *transport, const char *policy)
+{
+  char *key;
+
+  g_mutex_lock (&transport->keys_lock);
+  key = transport->policy_keys != NULL
+        ? g_strdup (g_hash_table_lookup (transport->policy_keys, policy)) : NULL;
+  g_mutex_unlock (&transport->keys_lock);
+  return key;
+}
+
+char *
+kafka_transport_anonymous_key (KafkaTransport *transport)
+{
+  char *key;
+
+  g_mutex_lock (&transport->keys_lock);
+  key = g_strdup (transport->anonymous_key);
+  g_mutex_unlock (&transport->keys_lock);
+  return key;
+}
+
+KafkaScramSecret *
+kafka_transport_scram_secret (KafkaTransport *transport, const char *id)
+{
+  const KafkaScramSecret *secret;
+  KafkaScramSecret *copy = NULL;
+
+  g_mutex_lock (&transport->keys_lock);
+  secret = transport->scram_secrets != NULL
+           ? g_hash_table_lookup (transport->scram_secrets, id) : NULL;
+  if (secret != NULL)
+    copy = g_memdup2 (secret, sizeof *secret);
+  g_mutex_unlock (&transport->keys_lock);
+  return copy;
 }
 
 static gpointer
@@ -153,30 +209,21 @@ kafka_create (SluiceHost *host, const SluiceTransportConfig *config, const void 
 
   transport = g_new0 (KafkaTransport, 1);
   g_mutex_init (&transport->deferred_lock);
+  g_mutex_init (&transport->keys_lock);
   transport->host = host;
   transport->instance_name = g_strdup (name);
   transport->options = opts;
   /* Kafka clients only compare it; one per hub name. */
   transport->cluster_id = g_strdup_printf ("sluice-%s", sluice_host_get_hostname (host));
 
-  if (!load_policy_keys (transport, config->config, error))
+  transport->policy_keys = load_policy_keys (config->config, error);
+  if (transport->policy_keys == NULL
+      || (opts->anonymous_policy != NULL
+          && (transport->anonymous_key = anonymous_key_from (opts, transport->policy_keys,
+                                                             error)) == NULL))
     {
       kafka_transport_free (transport);
       return NULL;
-    }
-  if (opts->anonymous_policy != NULL)
-    {
-      const char *key = g_hash_table_lookup (transport->policy_keys, opts->anonymous_policy);
-
-      if (key == NULL)
-        {
-          g_set_error (error, SLUICE_ERROR, SLUICE_ERROR_INVALID,
-                       "anonymous-policy: no [policy.%s] with a primary-key (value '%s')",
-                       opts->anonymous_policy, opts->anonymous_policy);
-          kafka_transport_free (transport);
-          return NULL;
-        }
-      transport->anonymous_key = g_strdup (key);
     }
 
   kafka_groups_setup (transport);
@@ -201,8 +248,10 @@ scram_stored (const GError *error, gpointer user_data)
     g_warning ("storing the SCRAM verifier %s: %s", key, error->message);
 }
 
-void
-kafka_scram_load (KafkaTransport *transport)
+/* The verifiers of every policy in `keys`: the stored one while its key is
+ * unchanged, else a fresh one (new salt), stored. (transfer full) */
+static GHashTable *
+scram_derive (KafkaTransport *transport, GHashTable *keys)
 {
   static const KafkaScramMechanism mechs[] = { KAFKA_SCRAM_SHA_256, KAFKA_SCRAM_SHA_512 };
   g_autoptr (GError) error = NULL;
@@ -213,6 +262,7 @@ kafka_scram_load (KafkaTransport *transport)
                                                         (GDestroyNotify) kafka_scram_secret_free);
   GHashTableIter it;
   gpointer name, key;
+  GHashTable *secrets;
 
   if (stored == NULL)
     sluice_warning (transport->instance_name, "reading the stored SCRAM verifiers: %s",
@@ -228,9 +278,9 @@ kafka_scram_load (KafkaTransport *transport)
         kafka_scram_secret_free (secret);
     }
 
-  transport->scram_secrets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                                    (GDestroyNotify) kafka_scram_secret_free);
-  g_hash_table_iter_init (&it, transport->policy_keys);
+  secrets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                   (GDestroyNotify) kafka_scram_secret_free);
+  g_hash_table_iter_init (&it, keys);
   while (g_hash_table_iter_next (&it, &name, &key))
     for (guint m = 0; m < G_N_ELEMENTS (mechs); m++)
       {
@@ -260,8 +310,50 @@ kafka_scram_load (KafkaTransport *transport)
             sluice_host_kv_commit (transport->host, transport->instance_name, &op, 1,
                                    scram_stored, g_strdup (kv_key));
           }
-        g_hash_table_insert (transport->scram_secrets, id, secret);
+        g_hash_table_insert (secrets, id, secret);
       }
+  return secrets;
+}
+
+void
+kafka_scram_load (KafkaTransport *transport)
+{
+  GHashTable *secrets = scram_derive (transport, transport->policy_keys);
+
+  g_mutex_lock (&transport->keys_lock);
+  g_clear_pointer (&transport->scram_secrets, g_hash_table_unref);
+  transport->scram_secrets = secrets;
+  g_mutex_unlock (&transport->keys_lock);
+}
+
+/* SIGHUP: the policies' keys again, and their SCRAM verifiers (a rotated key
+ * gets a fresh verifier; the old key stops working for SCRAM at once, as it
+ * does for PLAIN through the auth chain). */
+static gboolean
+kafka_reload (gpointer self, SluiceConfig *config, GError **error)
+{
+  KafkaTransport *transport = self;
+  g_autoptr (GHashTable) keys = load_policy_keys (config, error);
+  g_autofree char *anonymous = NULL;
+  GHashTable *secrets;
+
+  if (keys == NULL)
+    return FALSE;
+  if (transport->options->anonymous_policy != NULL
+      && (anonymous = anonymous_key_from (transport->options, keys, error)) == NULL)
+    return FALSE;
+  secrets = scram_derive (transport, keys);
+  g_mutex_lock (&transport->keys_lock);
+  g_clear_pointer (&transport->scram_secrets, g_hash_table_unref);
+  transport->scram_secrets = secrets;
+  g_clear_pointer (&transport->policy_keys, g_hash_table_unref);
+  transport->policy_keys = g_steal_pointer (&keys);
+  wipe_free (transport->anonymous_key);
+  transport->anonymous_key = g_steal_pointer (&anonymous);
+  g_mutex_unlock (&transport->keys_lock);
+  sluice_info (transport->instance_name, "reloaded the keys of %u policies for SASL",
+               g_hash_table_size (transport->policy_keys));
+  return TRUE;
 }
 
 static gboolean
@@ -328,6 +420,7 @@ static const SluiceTransportVTable kafka_vtable = {
   .connection_input = kafka_connection_input,
   .connection_drained = kafka_connection_drained,
   .connection_closed = kafka_connection_closed,
+  .reload = kafka_reload,
 };
 
 SLUICE_PLUGIN_DEFINE (transport, kafka, "0.1.0",

@@ -9,6 +9,7 @@
 #include "kafka-protocol.h"
 #include "kafka-groups.h"
 #include "kafka-producers.h"
+#include "kafka-sasl.h"
 
 G_BEGIN_DECLS
 
@@ -27,12 +28,15 @@ typedef struct {
   char *instance_name;
   const KafkaOptions *options;   /* owned by the core until destroy */
   char *cluster_id;
+  /* What is derived from the [policy.*] keys, replaced whole by a reload
+   * (SIGHUP) under keys_lock; workers read copies (the accessors below). */
+  GMutex keys_lock;
   char *anonymous_key;           /* the anonymous policy's key, for the auth chain */
   /* Policy name -> primary key as written ([policy.*]), to authenticate a
    * SCRAM user through the auth chain once its proof is checked. */
   GHashTable *policy_keys;
   /* "MECHANISM/policy" -> KafkaScramSecret*, loaded or derived at start and
-   * read-only afterwards (workers look them up without a lock). */
+   * at each reload. */
   GHashTable *scram_secrets;
   /* The group coordinator (kafka-groups.c) and its timer; see
    * kafka-handlers-groups.c. */
@@ -125,6 +129,10 @@ KafkaPending *kafka_conn_queue_raw (KafkaConn *conn);
 void kafka_pending_complete_bytes (KafkaPending *pending, GBytes *frame);
 /* kafka-transport.c: derive or load the SCRAM verifiers (main thread). */
 void kafka_scram_load (KafkaTransport *transport);
+/* Copies taken under keys_lock; NULL when unknown. (transfer full) */
+char *kafka_transport_policy_key (KafkaTransport *transport, const char *policy);
+char *kafka_transport_anonymous_key (KafkaTransport *transport);
+KafkaScramSecret *kafka_transport_scram_secret (KafkaTransport *transport, const char *id);
 
 /* kafka-handlers-groups.c */
 void kafka_groups_setup (KafkaTransport *transport);

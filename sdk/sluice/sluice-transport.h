@@ -67,6 +67,15 @@ typedef struct {
   /* The connection is gone (peer closed, error, or sluice_connection_close()).
    * Free `conn_state` here; `connection` stays valid only for refs taken. */
   void (*connection_closed) (gpointer conn_state, SluiceConnection *connection);
+
+  /* --- appended in ABI 1.2: optional (may be NULL); the host checks
+   * vtable_size --- */
+  /* The configuration was reloaded (SIGHUP), after the auth plugins took
+   * theirs: pick up what the transport derives from shared sections (Kafka's
+   * SCRAM verifiers from the policies' keys). Runs on the main thread while
+   * workers serve: guard what they read. FALSE with `error`: the transport
+   * keeps its previous state (logged; the rest of the reload stands). */
+  gboolean (*reload) (gpointer self, SluiceConfig *config, GError **error);
 } SluiceTransportVTable;
 
 /* --- SluiceConnection: call only on the connection's worker thread, except

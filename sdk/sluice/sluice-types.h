@@ -14,7 +14,8 @@ G_BEGIN_DECLS
 /* 1.1: the host KV service, stream create / delete, adopted connections
  * (carrier ops, protocol registration), SluiceTransportConfig.config, the
  * storage slots log_create_at and blob_list. */
-#define SLUICE_ABI_MINOR 1
+/* 1.2: the transport slot reload. */
+#define SLUICE_ABI_MINOR 2
 
 #if defined(_WIN32)
 #define SLUICE_API

@@ -42,6 +42,7 @@ for plugin in ("transport-https", "transport-kafka", "transport-mqtt"):
 owner_key = st.new_key()
 reader_key = st.new_key()
 rot_key = st.new_key()
+rot_key2 = st.new_key()
 policies = {
     "rot": {"primary-key": rot_key, "rights": ["Send", "Listen"]},
     "owner": {"primary-key": owner_key,
@@ -660,10 +661,22 @@ tap.ok(hs_err == 0 and auth_err == 0 and meta_ok,
 with open(hub.config_path) as f:
     conf = f.read()
 with open(hub.config_path, "w") as f:
-    f.write(conf.replace(rot_key, st.new_key()))
+    f.write(conf.replace(rot_key, rot_key2))
 hub.proc.send_signal(__import__("signal").SIGHUP)
 tap.ok(rr.closed(timeout=10), "rotating the policy's key (SIGHUP) closes its Kafka session")
 rr.close()
+# SCRAM follows the reload too: verifiers derived from the new key, the old
+# key refused, without a restart.
+for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+    res = subprocess.run(["/usr/bin/python3", "-c", PYSASL, SASL_BROKER, mech, "rot", rot_key2],
+                         capture_output=True, timeout=120)
+    tap.ok(res.returncode == 0 and res.stdout.decode().split() == ["True"],
+           "after the SIGHUP, python3-kafka SASL %s with the rotated key: produce" % mech,
+           (res.returncode, res.stdout, res.stderr.decode(errors="replace")[-600:]))
+res = subprocess.run(["/usr/bin/python3", "-c", PYSASL, SASL_BROKER, "SCRAM-SHA-256", "rot",
+                      rot_key], capture_output=True, timeout=120)
+tap.ok(res.returncode != 0, "after the SIGHUP, SCRAM-SHA-256 with the old key is refused",
+       res.stdout)
 
 # --- idempotent producers ---------------------------------------------------------------------
 
