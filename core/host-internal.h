@@ -140,6 +140,8 @@ SluiceWriter *host_writer_new (SluiceHost *host);
 void host_writer_stop (SluiceWriter *writer);
 void host_writer_free (SluiceWriter *writer);
 typedef struct _HostAppend HostAppend;
+/* Hands the appends this thread holds (SLUICE_APPEND_MORE) to the writer. */
+void host_writer_release_held (SluiceWriter *writer);
 void host_writer_submit_append (SluiceWriter *writer, SluicePartition *partition,
                                 GBytes *batch, gint32 records, guint flags,
                                 SluiceAppendFunc done, gpointer user_data);

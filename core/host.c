@@ -694,6 +694,9 @@ sluice_host_append (SluiceHost *host, SluicePrincipal *principal, const char *st
         sluice_stream_unref (s);
       g_bytes_unref (batch);
       append_fail (host, done, user_data, error);
+      /* A refused last append still ends its run. */
+      if (!(flags & SLUICE_APPEND_MORE) && host->writer)
+        host_writer_release_held (host->writer);
       return;
     }
 
@@ -707,6 +710,9 @@ sluice_host_append (SluiceHost *host, SluicePrincipal *principal, const char *st
       sluice_stream_unref (s);
       g_bytes_unref (batch);
       append_fail (host, done, user_data, error);
+      /* A refused last append still ends its run. */
+      if (!(flags & SLUICE_APPEND_MORE) && host->writer)
+        host_writer_release_held (host->writer);
       return;
     }
   sluice_counter_add (host->m_append_records, records);

@@ -246,12 +246,22 @@ process_appends (SluiceWriter *w, GPtrArray *items, GPtrArray *done_now, SyncJob
         {
           HostAppend *item = g->pdata[j];
           gsize len;
-          guint8 *data = g_bytes_unref_to_data (g_steal_pointer (&item->batch), &len);
-
+          guint8 *data;
           GBytes *stamped;
 
-          sluice_batch_stamp (data, len, p->next, now);
-          stamped = g_bytes_new_take (data, len);
+          if (item->flags & SLUICE_APPEND_IN_PLACE)
+            {
+              /* Handed over by the caller: no copy. */
+              stamped = g_steal_pointer (&item->batch);
+              data = (guint8 *) g_bytes_get_data (stamped, &len);
+              sluice_batch_stamp (data, len, p->next, now);
+            }
+          else
+            {
+              data = g_bytes_unref_to_data (g_steal_pointer (&item->batch), &len);
+              sluice_batch_stamp (data, len, p->next, now);
+              stamped = g_bytes_new_take (data, len);
+            }
           item->stored = sluice_batch_new (p->next, item->records, now, stamped);
           g_bytes_unref (stamped);
           item->result.partition = p->id;
@@ -709,6 +719,24 @@ host_writer_free (SluiceWriter *w)
   g_free (w);
 }
 
+/* Appends flagged SLUICE_APPEND_MORE wait here, per thread, for the end of
+ * their run. */
+static GPrivate held_appends = G_PRIVATE_INIT ((GDestroyNotify) g_ptr_array_unref);
+
+void
+host_writer_release_held (SluiceWriter *w)
+{
+  GPtrArray *held = g_private_get (&held_appends);
+
+  if (held == NULL || held->len == 0)
+    return;
+  g_async_queue_lock (w->queue);
+  for (guint i = 0; i < held->len; i++)
+    g_async_queue_push_unlocked (w->queue, held->pdata[i]);
+  g_async_queue_unlock (w->queue);
+  g_ptr_array_set_size (held, 0);
+}
+
 void
 host_writer_submit_append (SluiceWriter *w, SluicePartition *partition, GBytes *batch,
                            gint32 records, guint flags, SluiceAppendFunc done,
@@ -725,7 +753,20 @@ host_writer_submit_append (SluiceWriter *w, SluicePartition *partition, GBytes *
   item->done = done;
   item->user_data = user_data;
   item->context = g_main_context_ref_thread_default ();
-  g_async_queue_push (w->queue, item);
+  {
+    GPtrArray *held = g_private_get (&held_appends);
+
+    if (held == NULL)
+      {
+        held = g_ptr_array_new ();
+        g_private_set (&held_appends, held);
+      }
+    /* The run goes to the writer at once, under one lock: one wake-up,
+     * one group. */
+    g_ptr_array_add (held, item);
+    if (!(flags & SLUICE_APPEND_MORE))
+      host_writer_release_held (w);
+  }
 }
 
 void

@@ -577,6 +577,33 @@ append_run (FilePartition *p, FileSegment *seg, SluiceBatch *const *batches, gui
   return TRUE;
 }
 
+/* cache-window: log data that is synced (clean) and further than the window
+ * behind the partition's end leaves the page cache. Appends then take the
+ * memory of data nobody is about to read instead of fresh pages (which cost
+ * several times the copy itself on a virtual machine: README, Kafka
+ * benchmark), and a log's cold past does not push other memory out. Readers
+ * further behind than the window read from disk, sequentially with
+ * readahead. Dropping is advice: dirty pages are never dropped.
+ *
+ * Marks [seg->dropped, upto) as dropped (caller holds write_lock) and
+ * returns its length; the caller advises the kernel outside the lock. */
+static guint64
+drop_range (FileSegment *seg, guint64 upto, guint64 *from)
+{
+  *from = seg->dropped;
+  if (upto <= seg->dropped)
+    return 0;
+  seg->dropped = upto;
+  return upto - *from;
+}
+
+static void
+drop_advise (int fd, guint64 from, guint64 len)
+{
+  if (len > 0)
+    (void) posix_fadvise (fd, (off_t) from, (off_t) len, POSIX_FADV_DONTNEED);
+}
+
 static FileSegment *
 roll (FilePartition *p, FileSegment *active, GError **error)
 {
@@ -588,6 +615,14 @@ roll (FilePartition *p, FileSegment *active, GError **error)
     {
       file_set_io_error (error, errno, "cannot sync", active->log_path);
       return NULL;
+    }
+  /* All of it is clean now; its last window stays cached until the next
+   * segment holds a window of its own (file_logs_sync). */
+  if (p->options->cache_window > 0 && active->size > p->options->cache_window)
+    {
+      guint64 from, len = drop_range (active, active->size - p->options->cache_window, &from);
+
+      drop_advise (active->fd, from, len);
     }
   seg = file_segment_create (p->dir, active->next, error);
   if (seg == NULL)
@@ -666,6 +701,9 @@ file_logs_sync (FileLogs *logs, const SluiceLogId *ids, guint n, GError **error)
       int fd = -1;
       gboolean dir = FALSE;
       g_autofree char *path = NULL;
+      g_autoptr (FileSegment) synced_seg = NULL;
+      g_autoptr (FileSegment) prev_seg = NULL;
+      guint64 synced_size = 0;
 
       if (p == NULL)
         return FALSE;
@@ -689,6 +727,11 @@ file_logs_sync (FileLogs *logs, const SluiceLogId *ids, guint n, GError **error)
             {
               p->unsynced = FALSE;
               path = g_strdup (active->log_path);
+              synced_size = active->size;
+              synced_seg = file_segment_ref (active);
+              if (p->segments->len >= 2)
+                prev_seg = file_segment_ref (g_ptr_array_index (p->segments,
+                                                                p->segments->len - 2));
             }
         }
       if (ok && p->dir_dirty && !p->deleted)
@@ -704,6 +747,22 @@ file_logs_sync (FileLogs *logs, const SluiceLogId *ids, guint n, GError **error)
             {
               file_set_io_error (error, errno, "cannot sync", path);
               ok = FALSE;
+            }
+          else if (p->options->cache_window > 0)
+            {
+              guint64 window = p->options->cache_window;
+              guint64 from = 0, len = 0, prev_from = 0, prev_len = 0;
+
+              g_mutex_lock (&p->write_lock);
+              if (synced_size > window)
+                len = drop_range (synced_seg, synced_size - window, &from);
+              /* The segment before holds none of the window any more. */
+              if (prev_seg != NULL && synced_size >= window)
+                prev_len = drop_range (prev_seg, prev_seg->size, &prev_from);
+              g_mutex_unlock (&p->write_lock);
+              drop_advise (fd, from, len);
+              if (prev_len > 0)
+                drop_advise (prev_seg->fd, prev_from, prev_len);
             }
           close (fd);
         }

@@ -42,6 +42,9 @@ typedef struct {
 
   /* Writer only. */
   guint64 last_entry_pos;     /* position of the last index entry (0: start) */
+  /* Bytes from the start already dropped from the page cache (cache-window;
+   * under the partition's write_lock). */
+  guint64 dropped;
 } FileSegment;
 
 typedef struct {

@@ -19,10 +19,12 @@ G_BEGIN_DECLS
 typedef struct {
   guint64 segment_size;
   guint64 index_interval;
+  guint64 cache_window;
 } FileOptions;
 
 #define FILE_DEFAULT_SEGMENT_SIZE (G_GUINT64_CONSTANT (128) * 1024 * 1024)
 #define FILE_DEFAULT_INDEX_INTERVAL (G_GUINT64_CONSTANT (4) * 1024)
+#define FILE_DEFAULT_CACHE_WINDOW (G_GUINT64_CONSTANT (64) * 1024 * 1024)
 /* Index positions are 32-bit: a segment never grows past this. */
 #define FILE_MAX_SEGMENT_SIZE (G_GUINT64_CONSTANT (1) << 30)
 

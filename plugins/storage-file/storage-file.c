@@ -15,6 +15,10 @@ static const SluiceOption file_options[] = {
   { "index-interval", SLUICE_OPTION_SIZE, G_STRUCT_OFFSET (FileOptions, index_interval),
     "4KiB", "bytes of log between two sparse index entries", 1,
     (gint64) FILE_MAX_SEGMENT_SIZE, NULL, { NULL, NULL } },
+  { "cache-window", SLUICE_OPTION_SIZE, G_STRUCT_OFFSET (FileOptions, cache_window),
+    "64MiB", "synced log data further than this behind a partition's end is dropped from "
+    "the page cache (read back from disk when asked for); 0 leaves it to the kernel", 0,
+    G_MAXINT64, NULL, { NULL, NULL } },
   SLUICE_OPTION_END
 };
 
@@ -73,6 +77,8 @@ file_open (SluiceHost *host, const void *options, const char *data_dir, GError *
   store->options.index_interval = opts && opts->index_interval ? opts->index_interval
                                                                : FILE_DEFAULT_INDEX_INTERVAL;
   store->options.segment_size = MIN (store->options.segment_size, FILE_MAX_SEGMENT_SIZE);
+  /* Here zero is a value: keep everything in the page cache. */
+  store->options.cache_window = opts ? opts->cache_window : FILE_DEFAULT_CACHE_WINDOW;
 
   if (!lock_data_dir (store, error))
     goto fail;

@@ -39,7 +39,16 @@ struct _KafkaConn {
   gint32 broker_port;
   gpointer sasl;                 /* kafka-handlers-sasl.c */
   GList *group_waits;            /* kafka-handlers-groups.c */
+  /* A large request still arriving is gathered here, in the buffer that
+   * becomes its frame, rather than in the connection's input buffer: its
+   * bytes are copied once on their way to storage, not three times. */
+  guint8 *partial;
+  gsize partial_len;
+  gsize partial_have;
 };
+
+/* Requests at least this large are gathered in their own buffer. */
+#define KAFKA_GATHER_MIN (64 * 1024)
 
 struct _KafkaPending {
   KafkaConn *conn;               /* a ref */
@@ -67,6 +76,7 @@ kafka_conn_unref (KafkaConn *conn)
   g_clear_pointer (&conn->principal, sluice_principal_unref);
   g_clear_pointer (&conn->sasl, kafka_sasl_session_free);
   g_free (conn->broker_host);
+  g_free (conn->partial);
   g_free (conn);
 }
 
@@ -403,10 +413,12 @@ kafka_pending_complete_bytes (KafkaPending *pending, GBytes *frame)
 /* One whole frame (without its size field). FALSE: the connection is being
  * closed. */
 static gboolean
-conn_handle_frame (KafkaConn *conn, const guint8 *data, gsize len)
+conn_handle_frame (KafkaConn *conn, GBytes *frame_in)
 {
   KafkaTransport *transport = conn->transport;
-  g_autoptr (GBytes) frame = NULL;
+  g_autoptr (GBytes) frame = frame_in;
+  gsize len;
+  const guint8 *data = g_bytes_get_data (frame, &len);
   KafkaRequest *request;
   g_autoptr (GError) error = NULL;
   KafkaHandlerFunc handler = NULL;
@@ -414,7 +426,6 @@ conn_handle_frame (KafkaConn *conn, const guint8 *data, gsize len)
 
   if (conn->sasl != NULL && kafka_sasl_take_raw_frame (conn, data, len))
     return !conn->closing;
-  frame = g_bytes_new (data, len);
   request = kafka_request_new (frame);
 
   if (kafka_request_decode (request, &error))
@@ -507,6 +518,21 @@ kafka_conn_input (KafkaConn *conn, const guint8 *data, gsize len)
       gsize size;
       KafkaFrameStatus status;
 
+      if (conn->partial != NULL)
+        {
+          gsize take = MIN (conn->partial_len - conn->partial_have, len - pos);
+
+          memcpy (conn->partial + conn->partial_have, data + pos, take);
+          conn->partial_have += take;
+          pos += take;
+          if (conn->partial_have < conn->partial_len)
+            break;
+          conn->partial_have = 0;
+          if (!conn_handle_frame (conn, g_bytes_new_take (g_steal_pointer (&conn->partial),
+                                                          conn->partial_len)))
+            break;
+          continue;
+        }
       if (conn->pending.length >= KAFKA_MAX_INFLIGHT
           || conn->inflight_bytes >= inflight_limit (conn))
         {
@@ -517,7 +543,18 @@ kafka_conn_input (KafkaConn *conn, const guint8 *data, gsize len)
       status = kafka_frame_check (data + pos, len - pos, transport->options->max_request,
                                   &size);
       if (status == KAFKA_FRAME_NEED_MORE)
-        break;
+        {
+          /* A large request: gather the rest in its own frame buffer. */
+          if (size >= KAFKA_GATHER_MIN)
+            {
+              conn->partial = g_malloc (size);
+              conn->partial_len = size;
+              conn->partial_have = len - pos - 4;
+              memcpy (conn->partial, data + pos + 4, conn->partial_have);
+              pos = len;
+            }
+          break;
+        }
       if (status != KAFKA_FRAME_COMPLETE)
         {
           sluice_counter_add (transport->malformed, 1);
@@ -528,7 +565,7 @@ kafka_conn_input (KafkaConn *conn, const guint8 *data, gsize len)
           conn_close (conn);
           break;
         }
-      if (!conn_handle_frame (conn, data + pos + 4, size))
+      if (!conn_handle_frame (conn, g_bytes_new (data + pos + 4, size)))
         break;
       pos += 4 + size;
     }

@@ -216,6 +216,8 @@ typedef struct {
   const char *stream;
   gboolean first;                /* the partition's first batch: its offset is answered */
   KafkaProducerBatch batch;      /* idempotence fields (producer id -1: none) */
+  gint32 partition;
+  GBytes *bytes;                 /* until handed to the host */
 } ProduceAppend;
 
 static void
@@ -386,6 +388,7 @@ handle_produce (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request)
   KafkaProduceResponse *m;
   gint16 refuse = KAFKA_ERR_NONE;
   guint flags = 0;
+  g_autoptr (GPtrArray) appends = NULL;
 
   if (produce_defer (t, conn, pending, request))
     return;
@@ -395,6 +398,7 @@ handle_produce (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request)
   op->request = request;
   op->response = response_for (request);
   op->outstanding = 1; /* held while appends are issued */
+  appends = g_ptr_array_new ();
   m = &op->response->produce;
 
   if (req->acks != 0 && req->acks != 1 && req->acks != -1)
@@ -482,12 +486,23 @@ handle_produce (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request)
                 }
               op->outstanding++;
               sluice_counter_add (t->records_in, 1);
-              sluice_host_append (t->host, kafka_conn_get_principal (conn), topic->name,
-                                  part->partition, NULL, 0,
-                                  kafka_request_slice (request, part->records + off, blen),
-                                  flags, produce_done, pa);
+              pa->partition = part->partition;
+              pa->bytes = kafka_request_slice (request, part->records + off, blen);
+              g_ptr_array_add (appends, pa);
             }
         }
+    }
+  /* One run for the writer: every batch of the request in one group, one
+   * completion, one answer. */
+  for (guint i = 0; i < appends->len; i++)
+    {
+      ProduceAppend *pa = appends->pdata[i];
+
+      sluice_host_append (t->host, kafka_conn_get_principal (conn), pa->stream, pa->partition,
+                          NULL, 0, g_steal_pointer (&pa->bytes),
+                          flags | SLUICE_APPEND_IN_PLACE
+                            | (i + 1 < appends->len ? SLUICE_APPEND_MORE : 0),
+                          produce_done, pa);
     }
   /* acks=0 is never answered, but its place in the queue is kept until the
    * appends are done: that bounds what a client that never waits can have

@@ -99,6 +99,16 @@ typedef enum {
   /* Call back once the batch is in the partition log, before the durability
    * policy is met (Kafka acks=1). Default: after the policy is met. */
   SLUICE_APPEND_ACK_WRITTEN = 1 << 0,
+  /* More appends follow from this thread at once (one client request that
+   * spans partitions): the writer takes them together with the next append
+   * without this flag, in one group and one completion, instead of waking
+   * for each. The last append of the run must not carry it. (ABI 1.2) */
+  SLUICE_APPEND_MORE = 1 << 1,
+  /* The batch's bytes are handed over with it: the host stamps its offset
+   * and append time into them in place instead of into a copy (for a batch
+   * that is a slice of a larger buffer, such as a Kafka request). The caller
+   * must not read those bytes again. (ABI 1.2) */
+  SLUICE_APPEND_IN_PLACE = 1 << 2,
 } SluiceAppendFlags;
 
 /* Append one record batch (v2 layout, validated here) to `stream`.

@@ -14,7 +14,8 @@ G_BEGIN_DECLS
 /* 1.1: the host KV service, stream create / delete, adopted connections
  * (carrier ops, protocol registration), SluiceTransportConfig.config, the
  * storage slots log_create_at and blob_list. */
-/* 1.2: the transport slot reload. */
+/* 1.2: the transport slot reload, the append flags SLUICE_APPEND_MORE and
+ * SLUICE_APPEND_IN_PLACE. */
 #define SLUICE_ABI_MINOR 2
 
 #if defined(_WIN32)

@@ -18,6 +18,10 @@
 #             in the same run (sluiced: its own acks=1 rate; the mock: its own)
 #   anchor    Kafka's published single-producer-thread result,
 #             821,557 records/s (100-byte records, no replication)
+#   context   the same mock cluster in a process of its own
+#             (`kafka-load --mock 1 --serve`), produced to like sluiced:
+#             what crossing a process boundary costs the client on this
+#             machine, next to what sluiced costs (reported, no target)
 #
 # Throughput measurements last BENCH_SECONDS (5) of load, latency ones 5 s.
 # Every measurement runs BENCH_RUNS times (3), each run with a fresh sluiced
@@ -176,6 +180,17 @@ def one_run(bench, run, key, work):
             r = mock("produce-%d" % p, p, n)["produce"]
             note("mock     produce  %d partition(s) acks=1   %10.0f records/s %7.1f MiB/s"
                  % (p, r["records_per_s"], r["mib_per_s"]))
+            with subprocess.Popen([args.load, "--mock", "1", "--topic", "bench", "--partitions",
+                                   str(p), "--serve"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE) as serve:
+                remote = json.loads(serve.stdout.readline())["bootstrap"]
+                r = bench.load(run, "produce-%d" % p, "mock-process",
+                               ["--bootstrap", remote, "--topic", "bench", "--produce", "--acks",
+                                "1"] + n)["produce"]
+                serve.stdin.close()
+                serve.wait(60)
+            note("mock in its own process  %d partition(s) %10.0f records/s %7.1f MiB/s"
+                 % (p, r["records_per_s"], r["mib_per_s"]))
             ph = bench.load(run, "produce-%d" % p, "sluiced",
                             ["--bootstrap", broker, "--topic", "interval%d" % p, "--produce",
                              "--acks", "1", "--consume"] + n)
@@ -285,6 +300,20 @@ def report(bench):
               % (p, med("acks-all-%d" % p, "sluiced"),
                  med("acks-all-%d" % p, "sluiced", "mib_per_s"), med("dd", "dd", "mib_per_s"),
                  median(rs) or 0, fmt_ratios(rs)))
+    for p in PARTITIONS:
+        rs = ratio_per_run(bench, "produce-%d" % p, "mock-process", "produce-%d" % p, "mock")
+        rs2 = ratio_per_run(bench, "produce-%d" % p, "sluiced", "produce-%d" % p, "mock-process")
+        print("| produce acks=1, %d partition(s): the mock in a process of its own | %.0f "
+              "(mock-process) | %.1f | mock cluster in-process | %.0f records/s | %.2f; %s | "
+              "report | - |"
+              % (p, med("produce-%d" % p, "mock-process"),
+                 med("produce-%d" % p, "mock-process", "mib_per_s"),
+                 med("produce-%d" % p, "mock"), median(rs) or 0, fmt_ratios(rs)))
+        print("| produce acks=1, `interval`, %d partition(s) vs the mock in its own process | "
+              "%.0f | %.1f | mock-process | %.0f records/s | %.2f; %s | report | - |"
+              % (p, med("produce-%d" % p, "sluiced"),
+                 med("produce-%d" % p, "sluiced", "mib_per_s"),
+                 med("produce-%d" % p, "mock-process"), median(rs2) or 0, fmt_ratios(rs2)))
     for p in PARTITIONS:
         rs = [r / ANCHOR for r in bench.get("produce-%d" % p, "sluiced", "records_per_s")]
         print("| produce acks=1 vs the anchor, %d partition(s) | %.0f | %.1f | Kafka, published "

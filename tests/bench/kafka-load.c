@@ -561,6 +561,7 @@ main (int argc, char **argv)
   g_autofree char *bootstrap_opt = NULL;
   g_autofree char *topic = NULL;
   g_auto (GStrv) extra = NULL;
+  gboolean serve = FALSE;
   GOptionEntry entries[] = {
     { "bootstrap", 'b', 0, G_OPTION_ARG_STRING, &bootstrap_opt, "broker", "HOST:PORT" },
     { "mock", 0, 0, G_OPTION_ARG_INT, &load.mock_brokers,
@@ -585,6 +586,9 @@ main (int argc, char **argv)
       "give up consuming after this long without a message (30)", "S" },
     { "set", 'X', 0, G_OPTION_ARG_STRING_ARRAY, &extra,
       "extra librdkafka property", "KEY=VALUE" },
+    { "serve", 0, 0, G_OPTION_ARG_NONE, &serve,
+      "with --mock: only run the mock cluster, print its bootstrap address as JSON and "
+      "serve until stdin closes (a peer in a process of its own)", NULL },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- Kafka load generator");
@@ -605,7 +609,8 @@ main (int argc, char **argv)
   load.topic = topic;
   load.extra = extra;
   if (!load.topic || (!load.bootstrap == (load.mock_brokers <= 0)) || load.partitions < 1
-      || load.size < 1 || (!load.produce && !load.consume)
+      || load.size < 1 || (!load.produce && !load.consume && !serve)
+      || (serve && load.mock_brokers <= 0)
       || (load.produce && load.count <= 0 && load.seconds <= 0))
     {
       g_printerr ("kafka-load: want --topic, one of --bootstrap / --mock, --produce with "
@@ -636,6 +641,18 @@ main (int argc, char **argv)
           return 1;
         }
       bootstrap = rd_kafka_mock_cluster_bootstraps (mock);
+      if (serve)
+        {
+          char buf[256];
+
+          g_print ("{\"bootstrap\":\"%s\"}\n", bootstrap);
+          fflush (stdout);
+          while (fread (buf, 1, sizeof buf, stdin) > 0)
+            ;
+          rd_kafka_mock_cluster_destroy (mock);
+          rd_kafka_destroy (mock_rk);
+          return 0;
+        }
     }
   else
     bootstrap = load.bootstrap;

@@ -666,7 +666,11 @@ hub.proc.send_signal(__import__("signal").SIGHUP)
 tap.ok(rr.closed(timeout=10), "rotating the policy's key (SIGHUP) closes its Kafka session")
 rr.close()
 # SCRAM follows the reload too: verifiers derived from the new key, the old
-# key refused, without a restart.
+# key refused, without a restart. The transport reloads after the auth
+# plugins (which closed the session above): wait for its log line.
+deadline = time.monotonic() + 15
+while time.monotonic() < deadline and "keys of" not in open(hub.log_path, errors="replace").read():
+    time.sleep(0.1)
 for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
     res = subprocess.run(["/usr/bin/python3", "-c", PYSASL, SASL_BROKER, mech, "rot", rot_key2],
                          capture_output=True, timeout=120)
