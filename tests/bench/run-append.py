@@ -70,7 +70,9 @@ for b in BACKENDS:
                   f"{m[k + '_records_per_s']:.0f} | {m[k + '_fsyncs']:.0f} | {r:.2f} | {target} |")
 print()
 print("Read back through the host's read API right after writing (8 MiB reads, batches as "
-      "stored, CRC checked by the backend; the data is in the page cache):")
+      "stored, CRC checked by the backend; lmdb's data is in the page cache, "
+      "storage-file's only its last cache-window (64 MiB) per partition once synced, "
+      "the rest comes from disk):")
 print()
 print("| backend | records | durability | MB/s | records/s | ratio to dd |")
 print("|---|---|---|---|---|---|")
