@@ -682,6 +682,34 @@ res = subprocess.run(["/usr/bin/python3", "-c", PYSASL, SASL_BROKER, "SCRAM-SHA-
 tap.ok(res.returncode != 0, "after the SIGHUP, SCRAM-SHA-256 with the old key is refused",
        res.stdout)
 
+# --- a large request arriving in pieces (gathered in a buffer of its own) --------------------
+
+# Three batches of one 60 KB record each ("raw" takes batches up to 64 KiB).
+big = b"".join(record_batch([c * 60000]) for c in (b"x", b"y", b"z"))
+small = record_batch([b"after-big"])
+rg = Raw()
+frames = []
+for records in (big, small):
+    rg.corr += 1
+    f = struct.pack(">hhi", 0, 3, rg.corr) + kstr("raw") + produce_body("raw", 0, records)
+    frames.append(struct.pack(">i", len(f)) + f)
+wire = frames[0] + frames[1]
+# Cut inside the size field, inside the frame, and across the boundary of the two.
+cuts = [0, 3, 40000, 100000, len(frames[0]) + 10, len(wire)]
+for a, b in zip(cuts, cuts[1:]):
+    rg.sock.sendall(wire[a:b])
+    time.sleep(0.05)
+_, e1, o1 = parse_produce(rg.recv()[1])
+_, e2, o2 = parse_produce(rg.recv()[1])
+tap.ok(e1 == 0 and e2 == 0 and o1 >= 0 and o2 == o1 + 3,
+       "a 180 KB Produce (three batches) arriving in five pieces, the next one in the same piece: both "
+       "appended, in order", (e1, o1, e2, o2))
+rg.send(1, 5, fetch_body("raw", 0, o1, 0))
+err, hw, size = parse_fetch(rg.recv()[1])
+tap.ok(err == 0 and hw == o2 + 1 and size >= 180000, "and the large batch reads back whole",
+       (err, hw, size))
+rg.close()
+
 # --- idempotent producers ---------------------------------------------------------------------
 
 CKIDEM = r"""
