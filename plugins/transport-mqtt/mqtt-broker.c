@@ -889,6 +889,20 @@ mqtt_kv_queued_prefix (const char *client_id, guint64 epoch)
 }
 
 char *
+mqtt_kv_qos2_prefix (const char *client_id, guint64 epoch)
+{
+  g_autofree char *e = g_uri_escape_string (client_id, NULL, FALSE);
+  return g_strdup_printf ("i/%s/%016" G_GINT64_MODIFIER "x/", e, epoch);
+}
+
+char *
+mqtt_kv_qos2_key (const char *client_id, guint64 epoch, guint16 packet_id)
+{
+  g_autofree char *e = g_uri_escape_string (client_id, NULL, FALSE);
+  return g_strdup_printf ("i/%s/%016" G_GINT64_MODIFIER "x/%04x", e, epoch, packet_id);
+}
+
+char *
 mqtt_kv_queued_key (const char *client_id, guint64 epoch, guint64 seq)
 {
   g_autofree char *e = g_uri_escape_string (client_id, NULL, FALSE);

@@ -235,6 +235,10 @@ char *mqtt_kv_session_key (const char *client_id);
  * every epoch. */
 char *mqtt_kv_queued_key (const char *client_id, guint64 epoch, guint64 seq);
 char *mqtt_kv_queued_prefix (const char *client_id, guint64 epoch);
+/* i/{client}/{epoch}/{packet id}: a QoS 2 PUBLISH taken, its PUBREL not yet
+ * come (persistent sessions). */
+char *mqtt_kv_qos2_key (const char *client_id, guint64 epoch, guint16 packet_id);
+char *mqtt_kv_qos2_prefix (const char *client_id, guint64 epoch);
 guint64 mqtt_session_get_epoch (MqttSession *session);
 void mqtt_session_set_epoch (MqttSession *session, guint64 epoch);
 char *mqtt_kv_retained_key (const char *topic);

@@ -215,19 +215,57 @@ conn_flush_acks (MqttConn *conn)
     }
 }
 
+static void
+ack_done (MqttPendingAck *ack)
+{
+  MqttConn *conn = ack->conn;
+
+  ack->done = TRUE;
+  mqtt_conn_ref (conn);
+  conn_flush_acks (conn);
+  mqtt_conn_unref (conn);
+}
+
+static void
+qos2_id_stored (const GError *error, gpointer data)
+{
+  MqttPendingAck *ack = data;
+
+  if (error != NULL)
+    sluice_warning (ack->conn->transport->instance_name, "connection %" G_GUINT64_FORMAT
+                    ": QoS 2 packet id %u of client '%s' not stored (a resend after a "
+                    "restart would be taken again): %s", mqtt_conn_get_id (ack->conn),
+                    ack->packet_id, ack->conn->client_id, error->message);
+  ack_done (ack);
+}
+
 void
 mqtt_pending_ack_complete (MqttPendingAck *ack, guint8 reason, const char *reason_string,
                            gboolean failed)
 {
   MqttConn *conn = ack->conn;
 
-  ack->done = TRUE;
   ack->reason = reason;
   ack->reason_string = g_strdup (reason_string);
   ack->failed = failed;
-  mqtt_conn_ref (conn);
-  conn_flush_acks (conn);
-  mqtt_conn_unref (conn);
+  /* Exactly once across a restart (MQTT-4.3.3): a QoS 2 message taken for
+   * a persistent session keeps its packet id in the KV until PUBREL, stored
+   * after the message and before its PUBREC, so a PUBLISH the client resends
+   * after a restart is acknowledged, not taken again. */
+  if (ack->type == MQTT_PUBREC && reason < 0x80 && !failed && conn->session != NULL
+      && conn->connection != NULL && mqtt_session_is_persistent (conn->session))
+    {
+      g_autofree char *key = mqtt_kv_qos2_key (conn->client_id,
+                                               mqtt_session_get_epoch (conn->session),
+                                               ack->packet_id);
+      g_autoptr (GBytes) value = g_bytes_new_static ("1", 1);
+      SluiceKvOp op = { SLUICE_KV_PUT, key, value };
+
+      sluice_host_kv_commit (conn->transport->host, conn->transport->instance_name, &op, 1,
+                             qos2_id_stored, ack);
+      return;
+    }
+  ack_done (ack);
 }
 
 /* --- keepalive, revocation --- */

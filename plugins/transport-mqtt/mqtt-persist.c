@@ -6,6 +6,9 @@
  *                              session, stored before the publisher's
  *                              PUBACK, deleted when the subscriber acks it
  *   r/{topic}                  a retained message
+ *   i/{client}/{epoch}/{id}    a QoS 2 PUBLISH taken for a persistent
+ *                              session, stored before its PUBREC, deleted
+ *                              at its PUBREL (exactly once across restarts)
  *
  * A restart restores them before the listeners open. Copies of an older
  * epoch (a session that ended) are garbage and deleted on the way.
@@ -96,6 +99,14 @@ mqtt_persist_delete_session (MqttTransport *transport, const char *client_id, gu
   job->transport = transport;
   job->client_id = g_strdup (client_id);
   sluice_host_kv_scan (transport->host, transport->instance_name, prefix, delete_scanned, job);
+  {
+    g_autofree char *ids = mqtt_kv_qos2_prefix (client_id, epoch);
+    DeleteJob *job2 = g_new0 (DeleteJob, 1);
+
+    job2->transport = transport;
+    job2->client_id = g_strdup (client_id);
+    sluice_host_kv_scan (transport->host, transport->instance_name, ids, delete_scanned, job2);
+  }
 }
 
 /* --- retained --- */
@@ -271,6 +282,50 @@ restore_retained (MqttTransport *transport, GError **error)
   return n;
 }
 
+/* QoS 2 packet ids whose PUBREL had not come: back into their sessions. */
+static guint
+restore_qos2_ids (MqttTransport *transport, guint *garbage, GError **error)
+{
+  g_autoptr (GPtrArray) pairs = sluice_host_kv_scan_sync (transport->host,
+                                                          transport->instance_name, "i/",
+                                                          error);
+  g_autoptr (GArray) deletes = g_array_new (FALSE, TRUE, sizeof (SluiceKvOp));
+  guint n = 0;
+
+  if (pairs == NULL)
+    return G_MAXUINT;
+  for (guint i = 0; i < pairs->len; i++)
+    {
+      SluiceKvPair *pair = pairs->pdata[i];
+      const char *rest = pair->key + 2;
+      const char *slash = strchr (rest, '/');
+      g_autofree char *client_id = NULL;
+      guint64 epoch = 0;
+      guint id = 0;
+      MqttSession *s;
+
+      if (slash != NULL)
+        client_id = unescape_segment (rest, slash - rest);
+      s = client_id != NULL ? mqtt_broker_lookup_session (transport->broker, client_id) : NULL;
+      if (slash == NULL || sscanf (slash + 1, "%16" G_GINT64_MODIFIER "x/%4x", &epoch, &id) != 2
+          || s == NULL || mqtt_session_get_epoch (s) != epoch || id == 0 || id > G_MAXUINT16)
+        {
+          SluiceKvOp op = { SLUICE_KV_DELETE, pair->key, NULL };
+          g_array_append_val (deletes, op);
+          continue;
+        }
+      mqtt_session_lock (s);
+      mqtt_session_qos2_add (s, (guint16) id);
+      mqtt_session_unlock (s);
+      n++;
+    }
+  *garbage += deletes->len;
+  if (deletes->len > 0)
+    sluice_host_kv_commit (transport->host, transport->instance_name,
+                           (SluiceKvOp *) deletes->data, deletes->len, NULL, NULL);
+  return n;
+}
+
 gboolean
 mqtt_persist_restore (MqttTransport *transport, GError **error)
 {
@@ -284,6 +339,8 @@ mqtt_persist_restore (MqttTransport *transport, GError **error)
     return FALSE;
   retained = restore_retained (transport, error);
   if (retained == G_MAXUINT)
+    return FALSE;
+  if (restore_qos2_ids (transport, &garbage, error) == G_MAXUINT)
     return FALSE;
   if (sessions + queued + retained + garbage > 0)
     sluice_info (transport->instance_name, "restored %u persistent sessions, %u queued "

@@ -524,6 +524,10 @@ mqtt_pubsub_handle_pubrel (MqttConn *conn, const MqttPacket *packet)
   mqtt_session_lock (conn->session);
   known = mqtt_session_qos2_release (conn->session, packet->packet_id);
   mqtt_session_unlock (conn->session);
+  if (known && mqtt_session_is_persistent (conn->session))
+    conn_kv_delete (conn, mqtt_kv_qos2_key (conn->client_id,
+                                            mqtt_session_get_epoch (conn->session),
+                                            packet->packet_id));
   /* After a restart the id is not known any more, but the message was
    * taken before its PUBREC: completing is right (v5 says which). */
   mqtt_encode_ack (out, conn->version, MQTT_PUBCOMP, packet->packet_id,

@@ -601,8 +601,56 @@ for i in range(5):
     pub.publish("public/persist/x", b"p%d" % i, qos=1)
 pub.close()
 mosquitto_pub(["-q", "1", "-r", "-t", "public/persist/retained", "-m", "r-kept"])
+
+
+# Exactly once across a restart: a persistent session's QoS 2 PUBLISH whose
+# PUBREC came but whose PUBREL did not (the client went away) is resent after
+# the restart: it must be acknowledged again, not stored twice, and its PUBREL
+# must be known. Raw packets: paho keeps no state across our restart.
+def q2_connect():
+    s = socket.create_connection(addr())
+    props = b"\x11" + struct.pack(">I", 3600)          # session expiry 3600 s
+    body = mqtt_str("MQTT") + b"\x05\x00\x00\x3c" + varint(len(props)) + props \
+        + mqtt_str("q2-in")
+    s.sendall(packet(0x10, body))
+    return s, read_packet(s)
+
+
+def q2_publish(s, dup):
+    s.sendall(packet(0x3c if dup else 0x34,
+                     mqtt_str("sensors/q2-once") + struct.pack(">H", 9) + b"\x00" + b"once"))
+    return read_packet(s)
+
+
+def q2_stored():
+    n = 0
+    for part in range(2):
+        status, _, body = st.http_request(https(), "GET", "/sensors/partitions/%d/messages"
+                                          "?from=0&limit=1000" % part,
+                                          headers={"Authorization": OWNER})
+        if status == 200:
+            n += sum(1 for m in json.loads(body) if m.get("key") == "sensors/q2-once")
+    return n
+
+
+q2, ack = q2_connect()
+rec = q2_publish(q2, False)
+tap.ok(ack is not None and ack[0] == 0x20 and rec is not None and rec[0] == 0x50
+       and rec[2:4] == b"\x00\x09" and (len(rec) == 4 or rec[4] == 0),
+       "a persistent session's QoS 2 PUBLISH gets PUBREC 0 (no PUBREL sent yet)", (ack, rec))
+q2.close()
 hub.stop()
 hub.start()
+q2, ack = q2_connect()
+rec = q2_publish(q2, True)
+q2.sendall(packet(0x62, struct.pack(">H", 9)))
+comp = read_packet(q2)
+tap.ok(ack is not None and ack[2] & 1 and rec is not None and rec[0] == 0x50
+       and comp == b"\x70\x02\x00\x09",
+       "after the restart the resent PUBLISH gets PUBREC and its PUBREL PUBCOMP 0 (the packet "
+       "id was kept)", (ack, rec, comp))
+q2.close()
+tap.eq(q2_stored(), 1, "and the message was stored once")
 ps = Client("persist-1", clean=False, expiry=3600)
 ack = ps.connect()
 tap.ok(ack and ack[0] == 1, "after the restart the session is present", ack)
