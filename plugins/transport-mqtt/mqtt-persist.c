@@ -188,6 +188,22 @@ restore_sessions (MqttTransport *transport, GError **error)
   return n;
 }
 
+/* The session a `q/` or `i/` key belongs to (NULL: none any more), and in
+ * `tail` what follows its client id segment. */
+static MqttSession *
+session_of_key (MqttTransport *transport, const char *key, const char **tail)
+{
+  const char *rest = key + 2;
+  const char *slash = strchr (rest, '/');
+  g_autofree char *client_id = NULL;
+
+  if (slash == NULL)
+    return NULL;
+  client_id = unescape_segment (rest, slash - rest);
+  *tail = slash + 1;
+  return client_id != NULL ? mqtt_broker_lookup_session (transport->broker, client_id) : NULL;
+}
+
 static guint
 restore_queued (MqttTransport *transport, guint *garbage, GError **error)
 {
@@ -203,22 +219,18 @@ restore_queued (MqttTransport *transport, guint *garbage, GError **error)
   for (guint i = 0; i < pairs->len; i++)
     {
       SluiceKvPair *pair = pairs->pdata[i];
-      const char *rest = pair->key + 2;
-      const char *slash = strchr (rest, '/');
-      g_autofree char *client_id = NULL;
+      const char *tail = NULL;
       guint64 epoch = 0, seq = 0;
-      MqttSession *s;
+      MqttSession *s = session_of_key (transport, pair->key, &tail);
       MqttQueued *q;
       guint8 qos = 0;
       GArray *sub_ids = NULL;
       MqttMessage *m;
 
-      if (slash != NULL)
-        client_id = unescape_segment (rest, slash - rest);
-      s = client_id != NULL ? mqtt_broker_lookup_session (transport->broker, client_id) : NULL;
-      if (slash == NULL || sscanf (slash + 1, "%16" G_GINT64_MODIFIER "x/%16"
-                                   G_GINT64_MODIFIER "x", &epoch, &seq) != 2
-          || s == NULL || mqtt_session_get_epoch (s) != epoch
+      if (s == NULL
+          || sscanf (tail, "%16" G_GINT64_MODIFIER "x/%16" G_GINT64_MODIFIER "x", &epoch,
+                     &seq) != 2
+          || mqtt_session_get_epoch (s) != epoch
           || (m = mqtt_message_deserialize (pair->value, &qos, &sub_ids)) == NULL)
         {
           SluiceKvOp op = { SLUICE_KV_DELETE, pair->key, NULL };
@@ -297,18 +309,13 @@ restore_qos2_ids (MqttTransport *transport, guint *garbage, GError **error)
   for (guint i = 0; i < pairs->len; i++)
     {
       SluiceKvPair *pair = pairs->pdata[i];
-      const char *rest = pair->key + 2;
-      const char *slash = strchr (rest, '/');
-      g_autofree char *client_id = NULL;
+      const char *tail = NULL;
       guint64 epoch = 0;
       guint id = 0;
-      MqttSession *s;
+      MqttSession *s = session_of_key (transport, pair->key, &tail);
 
-      if (slash != NULL)
-        client_id = unescape_segment (rest, slash - rest);
-      s = client_id != NULL ? mqtt_broker_lookup_session (transport->broker, client_id) : NULL;
-      if (slash == NULL || sscanf (slash + 1, "%16" G_GINT64_MODIFIER "x/%4x", &epoch, &id) != 2
-          || s == NULL || mqtt_session_get_epoch (s) != epoch || id == 0 || id > G_MAXUINT16)
+      if (s == NULL || sscanf (tail, "%16" G_GINT64_MODIFIER "x/%4x", &epoch, &id) != 2
+          || mqtt_session_get_epoch (s) != epoch || id == 0 || id > G_MAXUINT16)
         {
           SluiceKvOp op = { SLUICE_KV_DELETE, pair->key, NULL };
           g_array_append_val (deletes, op);
