@@ -45,6 +45,7 @@ struct _KafkaConn {
   guint8 *partial;
   gsize partial_len;
   gsize partial_have;
+  guint deferred;                /* Produce requests waiting (kafka-handlers.c) */
 };
 
 /* Requests at least this large are gathered in their own buffer. */
@@ -78,6 +79,18 @@ kafka_conn_unref (KafkaConn *conn)
   g_free (conn->broker_host);
   g_free (conn->partial);
   g_free (conn);
+}
+
+guint
+kafka_conn_deferred (KafkaConn *conn)
+{
+  return conn->deferred;
+}
+
+void
+kafka_conn_deferred_add (KafkaConn *conn, gint delta)
+{
+  conn->deferred += delta;
 }
 
 void

@@ -308,12 +308,14 @@ split_batches (const guint8 *data, gsize len, GArray *out)
   return TRUE;
 }
 
-static void handle_produce (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
+static void produce_run (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
 
 /* A Produce that came before the idempotent producer state was rebuilt
  * (the listeners open before the transport's start): it runs on its worker
  * once the state is there. Answering it with an error instead would make
- * an idempotent producer's pipelined batches fail out of sequence. */
+ * an idempotent producer's pipelined batches fail out of sequence. A
+ * connection's later Produce requests wait behind its deferred ones, so that
+ * a batch sent after a retry is never appended before it. */
 typedef struct {
   GMainContext *context;
   KafkaConn *conn;               /* a ref, taken and dropped on its worker */
@@ -326,11 +328,25 @@ deferred_produce_run (gpointer data)
 {
   DeferredProduce *d = data;
 
-  handle_produce (d->conn, d->pending, d->request);
+  kafka_conn_deferred_add (d->conn, -1);
+  produce_run (d->conn, d->pending, d->request);
   kafka_conn_unref (d->conn);
   g_main_context_unref (d->context);
   g_free (d);
   return G_SOURCE_REMOVE;
+}
+
+/* Queued behind what its context already has to do; at the priority of
+ * I/O, so that a busy connection cannot starve it. */
+static void
+deferred_schedule (DeferredProduce *d)
+{
+  GSource *source = g_idle_source_new ();
+
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, deferred_produce_run, d, NULL);
+  g_source_attach (source, d->context);
+  g_source_unref (source);
 }
 
 void
@@ -343,14 +359,7 @@ kafka_produce_run_deferred (KafkaTransport *t)
   deferred = g_steal_pointer (&t->deferred);
   g_mutex_unlock (&t->deferred_lock);
   for (guint i = 0; deferred != NULL && i < deferred->len; i++)
-    {
-      DeferredProduce *d = deferred->pdata[i];
-      GSource *source = g_idle_source_new ();
-
-      g_source_set_callback (source, deferred_produce_run, d, NULL);
-      g_source_attach (source, d->context);
-      g_source_unref (source);
-    }
+    deferred_schedule (deferred->pdata[i]);
 }
 
 static gboolean
@@ -359,28 +368,39 @@ produce_defer (KafkaTransport *t, KafkaConn *conn, KafkaPending *pending, KafkaR
   DeferredProduce *d;
   GMainContext *context = kafka_conn_get_context (conn);
 
-  if (g_atomic_int_get (&t->producers_ready) || context == NULL)
+  if (context == NULL
+      || (g_atomic_int_get (&t->producers_ready) && kafka_conn_deferred (conn) == 0))
     return FALSE;
-  g_mutex_lock (&t->deferred_lock);
-  if (g_atomic_int_get (&t->producers_ready))
-    {
-      g_mutex_unlock (&t->deferred_lock);
-      return FALSE;
-    }
   d = g_new0 (DeferredProduce, 1);
   d->context = g_main_context_ref (context);
   d->conn = kafka_conn_ref (conn);
   d->pending = pending;
   d->request = request;
-  if (t->deferred == NULL)
-    t->deferred = g_ptr_array_new ();
-  g_ptr_array_add (t->deferred, d);
+  kafka_conn_deferred_add (conn, 1);
+  g_mutex_lock (&t->deferred_lock);
+  if (!g_atomic_int_get (&t->producers_ready))
+    {
+      if (t->deferred == NULL)
+        t->deferred = g_ptr_array_new ();
+      g_ptr_array_add (t->deferred, d);
+      d = NULL;
+    }
   g_mutex_unlock (&t->deferred_lock);
+  /* Ready by now, but earlier ones of this connection still wait. */
+  if (d != NULL)
+    deferred_schedule (d);
   return TRUE;
 }
 
 static void
 handle_produce (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request)
+{
+  if (!produce_defer (kafka_conn_get_transport (conn), conn, pending, request))
+    produce_run (conn, pending, request);
+}
+
+static void
+produce_run (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request)
 {
   KafkaTransport *t = kafka_conn_get_transport (conn);
   const KafkaProduceRequest *req = &request->produce;
@@ -390,8 +410,6 @@ handle_produce (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request)
   guint flags = 0;
   g_autoptr (GPtrArray) appends = NULL;
 
-  if (produce_defer (t, conn, pending, request))
-    return;
   op = g_new0 (ProduceOp, 1);
 
   op->conn = kafka_conn_ref (conn);

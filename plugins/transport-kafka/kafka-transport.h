@@ -148,6 +148,9 @@ void kafka_handle_offset_commit (KafkaConn *conn, KafkaPending *pending,
 void kafka_handle_offset_fetch (KafkaConn *conn, KafkaPending *pending, KafkaRequest *request);
 /* A JoinGroup / SyncGroup waiting in the coordinator, tracked by its
  * connection so that closing drops it. */
+/* Produce requests of the connection waiting to run (on its worker). */
+guint kafka_conn_deferred (KafkaConn *conn);
+void kafka_conn_deferred_add (KafkaConn *conn, gint delta);
 void kafka_conn_track_wait (KafkaConn *conn, gpointer wait);
 void kafka_conn_untrack_wait (KafkaConn *conn, gpointer wait);
 void kafka_groups_forget_wait (KafkaTransport *transport, gpointer wait);

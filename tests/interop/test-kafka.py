@@ -666,10 +666,12 @@ hub.proc.send_signal(__import__("signal").SIGHUP)
 tap.ok(rr.closed(timeout=10), "rotating the policy's key (SIGHUP) closes its Kafka session")
 rr.close()
 # SCRAM follows the reload too: verifiers derived from the new key, the old
-# key refused, without a restart. The transport reloads after the auth
-# plugins (which closed the session above): wait for its log line.
+# key refused, without a restart. The transports reload after the auth
+# plugins (which closed the session above), one after the other: wait for the
+# line the hub logs once all of them did.
 deadline = time.monotonic() + 15
-while time.monotonic() < deadline and "keys of" not in open(hub.log_path, errors="replace").read():
+while time.monotonic() < deadline \
+        and "policies reloaded from" not in open(hub.log_path, errors="replace").read():
     time.sleep(0.1)
 for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
     res = subprocess.run(["/usr/bin/python3", "-c", PYSASL, SASL_BROKER, mech, "rot", rot_key2],
