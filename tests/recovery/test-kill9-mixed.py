@@ -56,13 +56,27 @@ for plugin in ("storage-lmdb", "transport-kafka", "transport-mqtt", "transport-h
 
 
 def free_port():
-    """A port free right now on 127.0.0.1 (the Kafka listener must keep its
-    port across restarts for the producer to come back to it)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port free right now on 127.0.0.1 that the kernel never hands out by
+    itself: the Kafka listener must keep its port across restarts for the
+    producer to come back to it, and while sluiced is down a port from the
+    ephemeral range could be taken by another test's listener (port 0) or
+    client. So: below the ephemeral range, free when checked."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    tap.bail_out("no free port below the ephemeral range (%d)" % low)
 
 
 class Run:
