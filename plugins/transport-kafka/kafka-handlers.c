@@ -354,12 +354,14 @@ kafka_produce_run_deferred (KafkaTransport *t)
 {
   g_autoptr (GPtrArray) deferred = NULL;
 
+  /* Scheduled under the lock: a connection's next request, deferred behind
+   * these once the state is ready (produce_defer), is scheduled after them. */
   g_mutex_lock (&t->deferred_lock);
   g_atomic_int_set (&t->producers_ready, 1);
   deferred = g_steal_pointer (&t->deferred);
-  g_mutex_unlock (&t->deferred_lock);
   for (guint i = 0; deferred != NULL && i < deferred->len; i++)
     deferred_schedule (deferred->pdata[i]);
+  g_mutex_unlock (&t->deferred_lock);
 }
 
 static gboolean
@@ -383,12 +385,10 @@ produce_defer (KafkaTransport *t, KafkaConn *conn, KafkaPending *pending, KafkaR
       if (t->deferred == NULL)
         t->deferred = g_ptr_array_new ();
       g_ptr_array_add (t->deferred, d);
-      d = NULL;
     }
+  else
+    deferred_schedule (d);     /* ready, but earlier ones of this connection wait */
   g_mutex_unlock (&t->deferred_lock);
-  /* Ready by now, but earlier ones of this connection still wait. */
-  if (d != NULL)
-    deferred_schedule (d);
   return TRUE;
 }
 
