@@ -50,6 +50,12 @@ struct _SluiceConnection {
   GByteArray *input;            /* unconsumed input; NULL while there is none */
   gsize input_peak;
   gsize max_input;
+  /* sluice_connection_read_into(): where the next bytes go (the transport's) */
+  guint8 *sink;
+  gsize sink_len;
+  gsize sink_have;
+  SluiceInputFilled sink_filled;
+  gpointer sink_data;
 
   GQueue output;                /* GBytes */
   gsize out_offset;             /* bytes of the head chunk already written */

@@ -275,6 +275,44 @@ sluice_conn_log_io_error (SluiceConnection *conn, const char *what, int err, con
 
 /* --- input --- */
 
+/* Moves up to `n` bytes into the read_into() buffer; how many it took. */
+static gsize
+conn_sink_take (SluiceConnection *conn, const guint8 *data, gsize n)
+{
+  gsize take = MIN (n, conn->sink_len - conn->sink_have);
+
+  memcpy (conn->sink + conn->sink_have, data, take);
+  conn->sink_have += take;
+  return take;
+}
+
+/* The read_into() buffer is full: back to the transport. */
+static void
+conn_sink_fire (SluiceConnection *conn)
+{
+  SluiceInputFilled filled = conn->sink_filled;
+  gpointer data = conn->sink_data;
+
+  conn->sink = NULL;
+  conn->sink_len = conn->sink_have = 0;
+  conn->sink_filled = NULL;
+  conn->sink_data = NULL;
+  conn->in_input = TRUE;
+  filled (conn, data);
+  conn->in_input = FALSE;
+}
+
+/* Keeps bytes not yet presented (paused, or after a read_into buffer). */
+static void
+conn_hold_input (SluiceConnection *conn, const guint8 *data, gsize n)
+{
+  if (n == 0)
+    return;
+  if (conn->input == NULL)
+    conn->input = g_byte_array_new ();
+  g_byte_array_append (conn->input, data, n);
+}
+
 void
 sluice_conn_deliver (SluiceConnection *conn, const guint8 *fresh, gsize n)
 {
@@ -288,77 +326,143 @@ sluice_conn_deliver (SluiceConnection *conn, const guint8 *fresh, gsize n)
   if (conn->paused)
     {
       /* Only TLS can have read while paused (records GnuTLS had buffered). */
-      if (n > 0)
-        {
-          if (conn->input == NULL)
-            conn->input = g_byte_array_new ();
-          g_byte_array_append (conn->input, fresh, n);
-        }
+      conn_hold_input (conn, fresh, n);
       return;
     }
 
-  from_fresh = conn->input == NULL || conn->input->len == 0;
-  if (from_fresh)
+  for (;;)
     {
-      data = fresh;
-      len = n;
-    }
-  else
-    {
-      g_byte_array_append (conn->input, fresh, n);
-      data = conn->input->data;
-      len = conn->input->len;
-    }
-  if (len == 0)
-    return;
+      /* A read_into() buffer takes the bytes held back first, then the
+       * fresh ones. */
+      if (conn->sink != NULL)
+        {
+          if (conn->input != NULL && conn->input->len > 0)
+            g_byte_array_remove_range (conn->input, 0,
+                                       conn_sink_take (conn, conn->input->data,
+                                                       conn->input->len));
+          if (n > 0)
+            {
+              gsize took = conn_sink_take (conn, fresh, n);
 
-  conn->in_input = TRUE;
-  consumed = conn->listener->vtable->connection_input (conn->conn_state, conn, data, len);
-  conn->in_input = FALSE;
-  if (consumed > len)
-    {
-      g_warning ("connection %" G_GUINT64_FORMAT " [transport.%s]: connection_input consumed %"
-                 G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes", conn->id,
-                 sluice_conn_transport_name (conn), consumed, len);
-      consumed = len;
-    }
-  rest = len - consumed;
-  if (conn->state == CONN_DONE)
-    {
-      /* Aborted from inside the callback. */
-      g_clear_pointer (&conn->input, g_byte_array_unref);
+              fresh += took;
+              n -= took;
+            }
+          if (conn->sink_have < conn->sink_len)
+            return;
+          conn_sink_fire (conn);
+          if (conn->state == CONN_DONE)
+            {
+              g_clear_pointer (&conn->input, g_byte_array_unref);
+              return;
+            }
+          if (conn->close_requested)
+            return;
+          if (conn->paused)
+            {
+              conn_hold_input (conn, fresh, n);
+              return;
+            }
+          continue;
+        }
+
+      from_fresh = conn->input == NULL || conn->input->len == 0;
+      if (from_fresh)
+        {
+          data = fresh;
+          len = n;
+        }
+      else
+        {
+          if (n > 0)
+            g_byte_array_append (conn->input, fresh, n);
+          data = conn->input->data;
+          len = conn->input->len;
+        }
+      if (len == 0)
+        return;
+
+      conn->in_input = TRUE;
+      consumed = conn->listener->vtable->connection_input (conn->conn_state, conn, data, len);
+      conn->in_input = FALSE;
+      if (consumed > len)
+        {
+          g_warning ("connection %" G_GUINT64_FORMAT " [transport.%s]: connection_input consumed %"
+                     G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes", conn->id,
+                     sluice_conn_transport_name (conn), consumed, len);
+          consumed = len;
+        }
+      rest = len - consumed;
+      if (conn->state == CONN_DONE)
+        {
+          /* Aborted from inside the callback. */
+          g_clear_pointer (&conn->input, g_byte_array_unref);
+          return;
+        }
+
+      if (from_fresh)
+        conn_hold_input (conn, data + consumed, rest);
+      else if (consumed == len)
+        g_byte_array_set_size (conn->input, 0);
+      else if (consumed > 0)
+        g_byte_array_remove_range (conn->input, 0, consumed);
+      fresh = NULL;
+      n = 0;
+
+      /* What the transport left goes into the buffer it just gave. */
+      if (conn->sink != NULL && rest > 0 && !conn->close_requested && !conn->paused)
+        continue;
+
+      conn->input_peak = MAX (conn->input_peak, rest);
+      if (rest == 0 && conn->input != NULL && conn->input_peak > INPUT_KEEP)
+        {
+          g_clear_pointer (&conn->input, g_byte_array_unref);
+          conn->input_peak = 0;
+        }
+
+      if (rest > conn->max_input && !conn->close_requested)
+        {
+          g_message ("connection %" G_GUINT64_FORMAT " from %s [transport.%s]: %" G_GSIZE_FORMAT
+                     " bytes of unconsumed input exceed the limit of %" G_GSIZE_FORMAT
+                     "; closing", conn->id, conn->peer, sluice_conn_transport_name (conn), rest,
+                     conn->max_input);
+          sluice_conn_close_internal (conn, FALSE);
+        }
       return;
     }
+}
 
-  if (from_fresh)
+/* Plain sockets with a read_into() buffer: straight from the socket into it,
+ * as much as the socket holds. TRUE when the socket may hold more. */
+static gboolean
+conn_read_sink (SluiceConnection *conn, gboolean *eof, gboolean *failed)
+{
+  int calls = 0;
+
+  while (conn->sink_have < conn->sink_len && calls++ < 64)
     {
-      if (rest > 0)
+      gsize want = conn->sink_len - conn->sink_have;
+      ssize_t rc = recv (conn->fd, conn->sink + conn->sink_have, want, 0);
+
+      if (rc > 0)
         {
-          if (conn->input == NULL)
-            conn->input = g_byte_array_new ();
-          g_byte_array_append (conn->input, data + consumed, rest);
+          conn->sink_have += rc;
+          if ((gsize) rc < want)
+            return FALSE;
+          continue;
         }
+      if (rc == 0)
+        *eof = TRUE;
+      else if (errno == EINTR)
+        continue;
+      else if (errno != EAGAIN && errno != EWOULDBLOCK)
+        {
+          int saved = errno;
+          sluice_conn_log_io_error (conn, "read failed", saved, g_strerror (saved));
+          *failed = TRUE;
+        }
+      return FALSE;
     }
-  else if (consumed == len)
-    g_byte_array_set_size (conn->input, 0);
-  else if (consumed > 0)
-    g_byte_array_remove_range (conn->input, 0, consumed);
-
-  conn->input_peak = MAX (conn->input_peak, rest);
-  if (rest == 0 && conn->input != NULL && conn->input_peak > INPUT_KEEP)
-    {
-      g_clear_pointer (&conn->input, g_byte_array_unref);
-      conn->input_peak = 0;
-    }
-
-  if (rest > conn->max_input && !conn->close_requested)
-    {
-      g_message ("connection %" G_GUINT64_FORMAT " from %s [transport.%s]: %" G_GSIZE_FORMAT
-                 " bytes of unconsumed input exceed the limit of %" G_GSIZE_FORMAT
-                 "; closing", conn->id, conn->peer, sluice_conn_transport_name (conn), rest,
-                 conn->max_input);
-      sluice_conn_close_internal (conn, FALSE);
-    }
+  return conn->sink_have == conn->sink_len;
 }
 
 static void
@@ -377,6 +481,21 @@ conn_read (SluiceConnection *conn)
   gsize held = conn->input != NULL ? conn->input->len : 0;
   gsize budget = held > conn->max_input ? 0
                  : MIN ((gsize) SLUICE_IO_READ_BUDGET, conn->max_input - held + 1);
+
+  if (conn->sink != NULL && conn->tls == NULL && held == 0)
+    {
+      gboolean more = conn_read_sink (conn, &eof, &failed);
+
+      if (conn->sink_have == conn->sink_len)
+        {
+          conn_sink_fire (conn);
+          if (conn->state == CONN_DONE)
+            return;
+        }
+      /* Read on only for the bytes after a filled buffer. */
+      if (!more || conn->state != CONN_OPEN || conn->paused || conn->close_requested)
+        budget = 0;
+    }
 
   while (got < budget && calls++ < 64)
     {
@@ -683,6 +802,10 @@ conn_process (SluiceConnection *conn)
         {
           gpointer state = g_steal_pointer (&conn->conn_state);
 
+          /* The transport frees a read_into() buffer with its state. */
+          conn->sink = NULL;
+          conn->sink_filled = NULL;
+          conn->sink_data = NULL;
           conn->listener->vtable->connection_closed (state, conn);
         }
     }
@@ -814,6 +937,21 @@ sluice_connection_resume (SluiceConnection *connection)
     }
   else
     sluice_conn_update_interest (connection);
+}
+
+void
+sluice_connection_read_into (SluiceConnection *connection, guint8 *buf, gsize len,
+                             SluiceInputFilled filled, gpointer user_data)
+{
+  g_return_if_fail (connection != NULL);
+  g_return_if_fail (buf != NULL && len > 0);
+  g_return_if_fail (filled != NULL);
+  g_return_if_fail (connection->sink == NULL);
+  connection->sink = buf;
+  connection->sink_len = len;
+  connection->sink_have = 0;
+  connection->sink_filled = filled;
+  connection->sink_data = user_data;
 }
 
 void

@@ -54,6 +54,12 @@ struct _SluiceWriter {
   GThread *sync_thread;
   GHashTable *interval_dirty;          /* SluicePartition* -> end (sync thread) */
   gint64 interval_due;                 /* monotonic µs; 0: none (sync thread) */
+  /* `interval` logs written since the sync thread last took them: the writer
+   * adds to the set, and wakes the sync thread only to arm (or shorten) its
+   * timer, not once per group. */
+  GMutex interval_lock;
+  GHashTable *interval_pending;        /* SluicePartition* (stream ref held) */
+  gint64 interval_armed_ms;            /* 0: the sync thread has no timer for them */
   /* Deletes wait for their answer, so they are queued only while the
    * writer will still drain the queue. */
   GMutex delete_lock;
@@ -173,6 +179,36 @@ complete_items (GPtrArray *items)
 }
 
 /* --- the writer thread --- */
+
+/* `interval` logs just written: into the sync thread's next round. The sync
+ * thread is woken only when it has no timer for them yet, or a shorter
+ * interval than its timer's came. */
+static void
+writer_mark_interval (SluiceWriter *w, SyncJob *written)
+{
+  gboolean arm;
+
+  g_mutex_lock (&w->interval_lock);
+  for (guint i = 0; i < written->parts->len; i++)
+    {
+      SluicePartition *p = written->parts->pdata[i];
+
+      if (g_hash_table_add (w->interval_pending, p))
+        sluice_stream_ref (p->stream);
+    }
+  arm = w->interval_armed_ms == 0 || written->interval_ms < w->interval_armed_ms;
+  if (arm)
+    w->interval_armed_ms = written->interval_ms;
+  g_mutex_unlock (&w->interval_lock);
+  if (arm)
+    {
+      SyncJob *job = sync_job_new ();
+
+      job->interval = TRUE;
+      job->interval_ms = written->interval_ms;
+      g_async_queue_push (w->sync_queue, job);
+    }
+}
 
 static gboolean
 sync_logs (SluiceWriter *w, GPtrArray *partitions, GError **error)
@@ -440,20 +476,18 @@ sync_thread (gpointer data)
             stop = TRUE;
           if (job->barrier)
             barrier = TRUE;
+          if (job->interval)
+            {
+              gint64 due = g_get_monotonic_time () + job->interval_ms * 1000;
+
+              if (w->interval_due == 0 || due < w->interval_due)
+                w->interval_due = due;
+            }
           for (guint k = 0; k < job->parts->len; k++)
             {
               SluicePartition *p = job->parts->pdata[k];
               gint64 end = g_array_index (job->ends, gint64, k);
 
-              if (job->interval)
-                {
-                  if (!g_hash_table_contains (w->interval_dirty, p))
-                    sluice_stream_ref (p->stream);
-                  g_hash_table_insert (w->interval_dirty, p, NULL);
-                  if (w->interval_due == 0)
-                    w->interval_due = g_get_monotonic_time () + job->interval_ms * 1000;
-                  continue;
-                }
               if (!g_hash_table_contains (ends, p))
                 g_ptr_array_add (parts, p);
               g_hash_table_insert (ends, p, g_memdup2 (&end, sizeof end));
@@ -462,12 +496,27 @@ sync_thread (gpointer data)
           job->items = NULL;
         }
 
-      if (w->interval_due && (stop || g_get_monotonic_time () >= w->interval_due))
+      if (stop || (w->interval_due && g_get_monotonic_time () >= w->interval_due))
         {
           GHashTableIter it;
           gpointer p;
 
-          interval_now = TRUE;
+          /* Take what the writer marked; from now on it arms a new timer. */
+          g_mutex_lock (&w->interval_lock);
+          g_hash_table_iter_init (&it, w->interval_pending);
+          while (g_hash_table_iter_next (&it, &p, NULL))
+            {
+              if (g_hash_table_contains (w->interval_dirty, p))
+                sluice_stream_unref (((SluicePartition *) p)->stream);
+              else
+                g_hash_table_add (w->interval_dirty, p);
+            }
+          g_hash_table_remove_all (w->interval_pending);
+          w->interval_armed_ms = 0;
+          g_mutex_unlock (&w->interval_lock);
+          interval_now = g_hash_table_size (w->interval_dirty) > 0;
+          if (!interval_now)
+            w->interval_due = 0;
           g_hash_table_iter_init (&it, w->interval_dirty);
           while (g_hash_table_iter_next (&it, &p, NULL))
             if (!g_hash_table_contains (ends, p))
@@ -607,12 +656,8 @@ writer_thread (gpointer data)
       else
         sync_job_free (batch_job);
       if (interval_job->parts->len > 0)
-        {
-          interval_job->interval = TRUE;
-          g_async_queue_push (w->sync_queue, interval_job);
-        }
-      else
-        sync_job_free (interval_job);
+        writer_mark_interval (w, interval_job);
+      sync_job_free (interval_job);
     }
 
   /* The last job syncs every log written since start, whatever its policy:
@@ -668,6 +713,8 @@ host_writer_new (SluiceHost *host)
   w->sync_queue = g_async_queue_new ();
   w->touched = g_hash_table_new (NULL, NULL);
   w->interval_dirty = g_hash_table_new (NULL, NULL);
+  w->interval_pending = g_hash_table_new (NULL, NULL);
+  g_mutex_init (&w->interval_lock);
   g_mutex_init (&w->delete_lock);
   w->sync_thread = g_thread_new ("sluice-sync", sync_thread, w);
   w->thread = g_thread_new ("sluice-writer", writer_thread, w);
@@ -715,6 +762,15 @@ host_writer_free (SluiceWriter *w)
       sluice_stream_unref (((SluicePartition *) p)->stream);
   }
   g_hash_table_unref (w->interval_dirty);
+  {
+    GHashTableIter it;
+    gpointer p;
+    g_hash_table_iter_init (&it, w->interval_pending);
+    while (g_hash_table_iter_next (&it, &p, NULL))
+      sluice_stream_unref (((SluicePartition *) p)->stream);
+  }
+  g_hash_table_unref (w->interval_pending);
+  g_mutex_clear (&w->interval_lock);
   g_mutex_clear (&w->delete_lock);
   g_free (w);
 }

@@ -42,9 +42,8 @@ struct _KafkaConn {
   /* A large request still arriving is gathered here, in the buffer that
    * becomes its frame, rather than in the connection's input buffer: its
    * bytes are copied once on their way to storage, not three times. */
-  guint8 *partial;
+  guint8 *partial;               /* a large request's frame, being read into */
   gsize partial_len;
-  gsize partial_have;
   guint deferred;                /* Produce requests waiting (kafka-handlers.c) */
 };
 
@@ -518,6 +517,19 @@ kafka_conn_open (KafkaTransport *transport, SluiceConnection *connection)
   return conn;
 }
 
+/* The rest of a large request arrived in its frame buffer. */
+static void
+conn_partial_filled (SluiceConnection *connection, gpointer user_data)
+{
+  KafkaConn *conn = user_data;
+
+  kafka_conn_ref (conn);
+  if (!conn->closing && conn->connection != NULL)
+    conn_handle_frame (conn, g_bytes_new_take (g_steal_pointer (&conn->partial),
+                                               conn->partial_len));
+  kafka_conn_unref (conn);
+}
+
 gsize
 kafka_conn_input (KafkaConn *conn, const guint8 *data, gsize len)
 {
@@ -531,21 +543,6 @@ kafka_conn_input (KafkaConn *conn, const guint8 *data, gsize len)
       gsize size;
       KafkaFrameStatus status;
 
-      if (conn->partial != NULL)
-        {
-          gsize take = MIN (conn->partial_len - conn->partial_have, len - pos);
-
-          memcpy (conn->partial + conn->partial_have, data + pos, take);
-          conn->partial_have += take;
-          pos += take;
-          if (conn->partial_have < conn->partial_len)
-            break;
-          conn->partial_have = 0;
-          if (!conn_handle_frame (conn, g_bytes_new_take (g_steal_pointer (&conn->partial),
-                                                          conn->partial_len)))
-            break;
-          continue;
-        }
       if (conn->pending.length >= KAFKA_MAX_INFLIGHT
           || conn->inflight_bytes >= inflight_limit (conn))
         {
@@ -557,14 +554,18 @@ kafka_conn_input (KafkaConn *conn, const guint8 *data, gsize len)
                                   &size);
       if (status == KAFKA_FRAME_NEED_MORE)
         {
-          /* A large request: gather the rest in its own frame buffer. */
+          /* A large request: the core reads the rest straight into its own
+           * frame buffer, which goes on to storage as it is. */
           if (size >= KAFKA_GATHER_MIN)
             {
+              gsize have = len - pos - 4;
+
               conn->partial = g_malloc (size);
               conn->partial_len = size;
-              conn->partial_have = len - pos - 4;
-              memcpy (conn->partial, data + pos + 4, conn->partial_have);
+              memcpy (conn->partial, data + pos + 4, have);
               pos = len;
+              sluice_connection_read_into (conn->connection, conn->partial + have, size - have,
+                                           conn_partial_filled, conn);
             }
           break;
         }

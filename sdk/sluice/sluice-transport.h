@@ -101,6 +101,24 @@ SLUICE_API gboolean sluice_connection_is_closed (SluiceConnection *connection);
 SLUICE_API void sluice_connection_pause (SluiceConnection *connection);
 SLUICE_API void sluice_connection_resume (SluiceConnection *connection);
 SLUICE_API void sluice_connection_set_max_input (SluiceConnection *connection, gsize max);
+
+/* Called when the buffer given to sluice_connection_read_into() is full, on
+ * the connection's worker, like connection_input. */
+typedef void (*SluiceInputFilled) (SluiceConnection *connection, gpointer user_data);
+/* Since ABI 1.3. The next `len` bytes of the stream go straight into `buf`
+ * instead of through connection_input: a transport that knows how long its
+ * next frame is (a large request whose size field it just read) has the
+ * core read the rest of it into the frame's own memory, as much per read as
+ * the socket holds, without a copy on plain sockets (TLS records and carried
+ * connections are copied in). Bytes connection_input leaves unconsumed go in
+ * first. Then `filled` runs, and later bytes go to connection_input again.
+ * `buf` belongs to the transport and must stay valid until `filled` or
+ * connection_closed, whichever comes first; the core never touches it after
+ * the connection closed. These bytes do not count against max_input. Call it
+ * from connection_input (or `filled`), with no other read_into pending. */
+SLUICE_API void sluice_connection_read_into (SluiceConnection *connection, guint8 *buf,
+                                             gsize len, SluiceInputFilled filled,
+                                             gpointer user_data);
 /* "127.0.0.1:5555". (transfer none) */
 SLUICE_API const char *sluice_connection_get_peer (SluiceConnection *connection);
 SLUICE_API const char *sluice_connection_get_local (SluiceConnection *connection);

@@ -16,7 +16,8 @@ G_BEGIN_DECLS
  * storage slots log_create_at and blob_list. */
 /* 1.2: the transport slot reload, the append flags SLUICE_APPEND_MORE and
  * SLUICE_APPEND_IN_PLACE. */
-#define SLUICE_ABI_MINOR 2
+/* 1.3: sluice_connection_read_into. */
+#define SLUICE_ABI_MINOR 3
 
 #if defined(_WIN32)
 #define SLUICE_API

@@ -10,6 +10,9 @@ typedef struct {
   gboolean in_input;
   guint calls;
   GByteArray *leftover;   /* what we left unconsumed last time */
+  guint8 *frame;          /* MODE_SINK: header + payload of a frame being read into */
+  guint32 frame_len;
+  guint sinks;            /* MODE_SINK: large frames seen (alternates how they start) */
 } ConnState;
 
 static void
@@ -109,6 +112,83 @@ framing_input (ConnState *st, SluiceConnection *conn, const guint8 *data, gsize 
   return off;
 }
 
+static gboolean
+frame_payload_ok (const guint8 *payload, guint32 flen)
+{
+  for (guint32 i = 0; i < flen; i++)
+    if (payload[i] != (guint8) (flen * 7 + i))
+      return FALSE;
+  return TRUE;
+}
+
+static void
+sink_filled (SluiceConnection *conn, gpointer user_data)
+{
+  ConnState *st = user_data;
+  TestTransport *t = st->t;
+
+  if (g_main_context_get_thread_default () != sluice_connection_get_context (conn))
+    record_error (t, "read_into filled not on the connection's worker context");
+  if (st->frame == NULL)
+    {
+      record_error (t, "read_into filled twice");
+      return;
+    }
+  if (!frame_payload_ok (st->frame + 4, st->frame_len))
+    record_error (t, "frame read into corrupted");
+  sluice_connection_write (conn, st->frame, 4 + st->frame_len);
+  g_clear_pointer (&st->frame, g_free);
+  g_mutex_lock (&t->lock);
+  t->frames++;
+  t->sink_fills++;
+  g_cond_broadcast (&t->cond);
+  g_mutex_unlock (&t->lock);
+}
+
+/* Like framing_input; a large frame not all here is read into its own
+ * buffer: every other one after taking what is here, the others after
+ * consuming only its header (the core moves the rest in). */
+static gsize
+sink_input (ConnState *st, SluiceConnection *conn, const guint8 *data, gsize len)
+{
+  TestTransport *t = st->t;
+  gsize off = 0;
+  guint frames = 0;
+
+  if (st->frame != NULL)
+    record_error (t, "connection_input while a read_into buffer is pending");
+  while (len - off >= 4)
+    {
+      guint32 flen = ((guint32) data[off] << 24) | ((guint32) data[off + 1] << 16)
+                     | ((guint32) data[off + 2] << 8) | data[off + 3];
+
+      if (len - off - 4 < flen)
+        {
+          if (flen >= TEST_SINK_MIN)
+            {
+              gsize have = (st->sinks++ % 2 == 0) ? len - off - 4 : 0;
+
+              st->frame = g_malloc (4 + flen);
+              st->frame_len = flen;
+              memcpy (st->frame, data + off, 4 + have);
+              off += 4 + have;
+              sluice_connection_read_into (conn, st->frame + 4 + have, flen - have,
+                                           sink_filled, st);
+            }
+          break;
+        }
+      if (!frame_payload_ok (data + off + 4, flen))
+        record_error (t, "frame payload corrupted");
+      sluice_connection_write (conn, data + off, 4 + flen);
+      off += 4 + flen;
+      frames++;
+    }
+  g_mutex_lock (&t->lock);
+  t->frames += frames;
+  g_mutex_unlock (&t->lock);
+  return off;
+}
+
 typedef struct {
   SluiceConnection *conn;
   GBytes *bytes;
@@ -182,6 +262,9 @@ t_input (gpointer conn_state, SluiceConnection *conn, const guint8 *data, gsize 
     case MODE_FRAMING:
       consumed = framing_input (st, conn, data, len);
       break;
+    case MODE_SINK:
+      consumed = sink_input (st, conn, data, len);
+      break;
     case MODE_HOLD:
       consumed = 0;
       break;
@@ -235,7 +318,8 @@ t_input (gpointer conn_state, SluiceConnection *conn, const guint8 *data, gsize 
   st->in_input = FALSE;
 
   g_byte_array_set_size (st->leftover, 0);
-  if (consumed < len && !sluice_connection_is_closed (conn))
+  /* (bytes left while a read_into buffer is pending go into that buffer) */
+  if (consumed < len && !sluice_connection_is_closed (conn) && st->frame == NULL)
     g_byte_array_append (st->leftover, data + consumed, len - consumed);
   return consumed;
 }
@@ -277,6 +361,7 @@ t_closed (gpointer conn_state, SluiceConnection *conn)
   if (twice)
     record_error (t, "connection_closed called twice");
   g_byte_array_unref (st->leftover);
+  g_free (st->frame);
   g_free (st);
 }
 

@@ -18,7 +18,11 @@ typedef enum {
   MODE_CLOSE_ABORT,   /* at the first input: queue 1 MiB, abort */
   MODE_PAUSE,         /* first input: pause, consume nothing; then echo */
   MODE_DEFERRED,      /* answer from two idle sources on the worker */
+  MODE_SINK,          /* MODE_FRAMING, but frames of TEST_SINK_MIN bytes or more are
+                       * read with sluice_connection_read_into */
 } TestMode;
+
+#define TEST_SINK_MIN 1024
 
 #define TEST_CHUNK (256 * 1024)
 #define TEST_BLAST_CHUNKS 64
@@ -42,6 +46,7 @@ typedef struct {
   guint drained;
   guint errors;                /* contract violations seen by the callbacks */
   guint frames;
+  guint sink_fills;            /* MODE_SINK: read_into buffers filled */
   guint worker_mask;
   gsize bytes_seen;            /* new bytes presented to connection_input */
   gsize max_new;               /* most new bytes in one connection_input */

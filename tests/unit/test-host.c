@@ -525,6 +525,45 @@ test_retention (Fixture *f, gconstpointer data)
   }
 }
 
+/* `interval` streams: appends are acknowledged at once and synced by the
+ * sync thread's timer (20 ms for stream `i`), once per interval for all that
+ * was written in it, and again for what comes after a sync. */
+static void
+test_interval_sync (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  SluiceCounter *fsyncs = sluice_host_counter (f->host, "sluice_fsyncs_total", NULL);
+  gint64 before, deadline;
+
+  /* Earlier syncs (the fixture's start) are over once nothing changes. */
+  g_usleep (60 * 1000);
+  before = sluice_counter_get (fsyncs);
+  for (int i = 0; i < 50; i++)
+    publish_sync (f, f->owner, "i", NULL, "interval", &error);
+  g_assert_no_error (error);
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (sluice_counter_get (fsyncs) == before && g_get_monotonic_time () < deadline)
+    g_usleep (5 * 1000);
+  /* Synced without a stop or a `batch` append asking for it. */
+  g_assert_cmpint (sluice_counter_get (fsyncs), >, before);
+  /* 50 acknowledged appends cost one sync per interval, not one each. */
+  g_assert_cmpint (sluice_counter_get (fsyncs) - before, <, 50);
+
+  /* Nothing more written: no more syncs. */
+  g_usleep (60 * 1000);
+  before = sluice_counter_get (fsyncs);
+  g_usleep (100 * 1000);
+  g_assert_cmpint (sluice_counter_get (fsyncs), ==, before);
+
+  /* A write after the timer fired arms it again. */
+  publish_sync (f, f->owner, "i", NULL, "again", &error);
+  g_assert_no_error (error);
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (sluice_counter_get (fsyncs) == before && g_get_monotonic_time () < deadline)
+    g_usleep (5 * 1000);
+  g_assert_cmpint (sluice_counter_get (fsyncs), ==, before + 1);
+}
+
 static void
 test_group_commit (Fixture *f, gconstpointer data)
 {
@@ -816,6 +855,7 @@ main (int argc, char **argv)
   ADD ("/host/restart", test_restart_keeps_data);
   ADD ("/host/retention", test_retention);
   ADD ("/host/group-commit", test_group_commit);
+  ADD ("/host/interval-sync", test_interval_sync);
   ADD ("/host/stop-loses-nothing", test_stop_loses_nothing);
   ADD ("/host/registry", test_registry);
   g_test_add_func ("/host/device-json", test_device_json);
