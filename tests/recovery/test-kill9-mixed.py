@@ -67,7 +67,9 @@ def free_port():
     except (OSError, ValueError, IndexError):
         low = 32768
     for _ in range(200):
-        port = rng.randrange(max(1024, low - 12000), low)
+        # Not from the seeded rng: copies of this test started in the same
+        # second would all pick the same port.
+        port = random.SystemRandom().randrange(max(1024, low - 12000), low)
         s = socket.socket()
         try:
             s.bind(("127.0.0.1", port))
