@@ -45,12 +45,19 @@ deps() {
 
 configure_build() { # $1: build dir, rest: configure flags
   local dir=$1; shift
-  (cd "$top" && { [ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi >/dev/null 2>&1; })
-  mkdir -p "$dir"
+  (cd "$top" && { [ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi >/dev/null 2>&1; }) || return 1
+  mkdir -p "$dir" || return 1
   if [ ! -f "$dir/Makefile" ]; then
-    (cd "$dir" && "$top/configure" -q "$@")
+    (cd "$dir" && "$top/configure" -q "$@") || return 1
   fi
   make -C "$dir" -j"$jobs" -s
+}
+
+# The test command always ends with its count, also when it cannot get far.
+give_up() { # $1: what failed
+  echo "$1"
+  echo "0 passed, 1 failed"
+  exit 1
 }
 
 # Count TAP results (one :test-result: line per test case) over a build dir.
@@ -94,16 +101,20 @@ case "$cmd" in
     exec "$build/core/sluiced" --config examples/quickstart.conf
     ;;
   test)
-    deps
-    configure_build "$build"
+    deps || give_up "installing the Debian packages failed"
+    configure_build "$build" || give_up "the build failed"
     rc=0
     run_suite "$build" || rc=1
     read -r pass fail skip < <(count_results "$build")
     details=$(failure_details "$build")
     if [ "${SANITIZERS:-1}" = 1 ]; then
       echo "--- the suite again under AddressSanitizer + UndefinedBehaviorSanitizer"
-      configure_build "$build-asan" --enable-sanitizers
-      run_suite "$build-asan" || rc=1
+      if configure_build "$build-asan" --enable-sanitizers; then
+        run_suite "$build-asan" || rc=1
+      else
+        echo "the sanitizer build failed"
+        rc=1
+      fi
       read -r p2 f2 s2 < <(count_results "$build-asan")
       details+=$'\n'$(failure_details "$build-asan")
       pass=$((pass + p2)); fail=$((fail + f2)); skip=$((skip + s2))
