@@ -82,6 +82,16 @@ t_open (gpointer self, SluiceConnection *conn)
   return st;
 }
 
+/* Payload byte i of a test frame of length n is n*7+i. */
+static gboolean
+frame_payload_ok (const guint8 *payload, guint32 flen)
+{
+  for (guint32 i = 0; i < flen; i++)
+    if (payload[i] != (guint8) (flen * 7 + i))
+      return FALSE;
+  return TRUE;
+}
+
 static gsize
 framing_input (ConnState *st, SluiceConnection *conn, const guint8 *data, gsize len)
 {
@@ -96,12 +106,8 @@ framing_input (ConnState *st, SluiceConnection *conn, const guint8 *data, gsize 
 
       if (len - off - 4 < flen)
         break;
-      for (guint32 i = 0; i < flen; i++)
-        if (data[off + 4 + i] != (guint8) (flen * 7 + i))
-          {
-            record_error (t, "frame payload corrupted");
-            break;
-          }
+      if (!frame_payload_ok (data + off + 4, flen))
+        record_error (t, "frame payload corrupted");
       sluice_connection_write (conn, data + off, 4 + flen);
       off += 4 + flen;
       frames++;
@@ -110,15 +116,6 @@ framing_input (ConnState *st, SluiceConnection *conn, const guint8 *data, gsize 
   t->frames += frames;
   g_mutex_unlock (&t->lock);
   return off;
-}
-
-static gboolean
-frame_payload_ok (const guint8 *payload, guint32 flen)
-{
-  for (guint32 i = 0; i < flen; i++)
-    if (payload[i] != (guint8) (flen * 7 + i))
-      return FALSE;
-  return TRUE;
 }
 
 static void
